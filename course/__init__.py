@@ -1,0 +1,8 @@
+"""The course's own tools: notebook loader, exercise generator, grader, local LLM API server."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository root: the folder that holds chapters/, solutions/, exercises/ and tests/."""
+
+__all__ = ["ROOT"]

@@ -1,0 +1,46 @@
+"""Subcommands of ``course``: each is a function that adds its parser to ``sub``.
+
+A new tool adds one ``register_*`` function here (or imports one) and lists it in
+``REGISTRY``; the handler it sets with ``set_defaults(handler=...)`` returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+Subparsers = Any  # argparse's _SubParsersAction is private
+
+
+def register_generate(sub: Subparsers) -> None:
+    parser = sub.add_parser("generate", help="write exercises/ from solutions/")
+    parser.add_argument("--check", action="store_true", help="fail if exercises/ is stale")
+    parser.set_defaults(handler=_generate)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from course.generate import GenerateError, stale_exercises, write_exercises
+
+    try:
+        if args.check:
+            stale = stale_exercises()
+            for item in stale:
+                print(f"{item.path}: {item.reason}", file=sys.stderr)
+            if stale:
+                print("exercises/ is stale: run `python -m course generate`", file=sys.stderr)
+                return 1
+            print("exercises/ is up to date")
+            return 0
+        for path in write_exercises():
+            print(f"updated {path}")
+    except GenerateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+from course import dev  # noqa: E402  (kept beside the list it feeds)
+
+REGISTRY: list[Callable[[Subparsers], None]] = [register_generate, dev.register]

@@ -1,0 +1,125 @@
+"""Maintainer commands: build the book, run every check, look at the book in a browser.
+
+``make book`` and ``make test`` call these, and so does ``.ci/run``, so a contributor, a
+teacher and CI all run the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from course import ROOT
+
+BUILD = ROOT / "_build"
+NBVAL_MIRROR = BUILD / "nbval"
+NOTEBOOK_FOLDERS = ("chapters", "solutions")
+
+
+def run(step: str, command: Sequence[str]) -> bool:
+    """Run one check, print its name, time and verdict; return whether it passed."""
+    print(f"\n==> {step}: {' '.join(command)}", flush=True)
+    start = time.perf_counter()
+    ok = subprocess.run(list(command), cwd=ROOT).returncode == 0
+    print(f"<== {step}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - start:.1f}s", flush=True)
+    return ok
+
+
+def tool(name: str) -> str:
+    """A console script installed next to this interpreter (the course's virtualenv)."""
+    return str(Path(sys.executable).with_name(name))
+
+
+def notebook_sources() -> list[Path]:
+    return sorted(p for folder in NOTEBOOK_FOLDERS for p in (ROOT / folder).glob("*.py"))
+
+
+def mirror_notebooks() -> Path:
+    """Convert every chapter and solution to .ipynb under _build/nbval, for nbval."""
+    if NBVAL_MIRROR.exists():
+        shutil.rmtree(NBVAL_MIRROR)
+    import jupytext
+
+    for source in notebook_sources():
+        target = NBVAL_MIRROR / source.parent.name / f"{source.stem}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        jupytext.write(jupytext.read(source, fmt="py:percent"), target, fmt="ipynb")
+    return NBVAL_MIRROR
+
+
+def committed_notebooks_with_outputs() -> list[str]:
+    listed = subprocess.run(
+        ["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.split()
+    bad = []
+    for name in listed:
+        verify = subprocess.run([tool("nbstripout"), "--verify", name], cwd=ROOT, check=False)
+        if verify.returncode != 0:
+            bad.append(name)
+    return bad
+
+
+def check_no_outputs() -> bool:
+    print("\n==> notebooks carry no outputs", flush=True)
+    bad = committed_notebooks_with_outputs()
+    for name in bad:
+        print(f"{name}: has outputs; run `nbstripout {name}`", file=sys.stderr)
+    print(f"<== notebooks carry no outputs: {'FAILED' if bad else 'ok'}", flush=True)
+    return not bad
+
+
+def test(args: argparse.Namespace) -> int:
+    python = sys.executable
+    mirror_notebooks()
+    results = {
+        "exercises/ up to date": run("exercises/ up to date", [python, "-m", "course", "generate", "--check"]),
+        "ruff": run("ruff", [tool("ruff"), "check", "."]),
+        "mypy --strict": run("mypy --strict", [tool("mypy"), "--strict", "course", "solutions"]),
+        "no outputs": check_no_outputs(),
+        "pytest": run(
+            "pytest (exercise tests, tool tests, nbval on every notebook)",
+            [python, "-m", "pytest", "tests", str(NBVAL_MIRROR.relative_to(ROOT)),
+             "--nbval-lax", "--nbval-current-env", *args.pytest_args],
+        ),
+    }
+    failed = [name for name, ok in results.items() if not ok]
+    print("\n" + ("all checks passed" if not failed else f"failed: {', '.join(failed)}"))
+    return 1 if failed else 0
+
+
+def book(args: argparse.Namespace) -> int:
+    command = [tool("jupyter-book"), "build", str(ROOT), "--warningiserror", "--keep-going"]
+    if args.force:
+        shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
+        command.append("--all")
+    if not run("build the book", command):
+        return 1
+    print(f"\nThe book is at {BUILD / 'html' / 'index.html'}")
+    return 0
+
+
+def browser_check(args: argparse.Namespace) -> int:
+    from course.browser import check_book
+
+    problems = check_book(BUILD / "html")
+    for problem in problems:
+        print(f"- {problem}", file=sys.stderr)
+    print("the book looks right in Chromium" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("test", help="run every check: the same command as CI")
+    parser.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
+    parser.set_defaults(handler=test)
+    parser = sub.add_parser("book", help="build the book into _build/html")
+    parser.add_argument("--force", action="store_true", help="re-execute every notebook")
+    parser.set_defaults(handler=book)
+    parser = sub.add_parser("browser-check", help="open the built book in headless Chromium")
+    parser.set_defaults(handler=browser_check)

@@ -1,0 +1,151 @@
+"""Write ``exercises/`` from ``solutions/``: each answer replaced by a stub.
+
+``solutions/`` is the single source of every exercise. An answer is marked in it like so::
+
+    def count_tokens(text: str) -> int:
+        # BEGIN SOLUTION
+        return len(text.split())
+        # END SOLUTION
+
+and becomes, in ``exercises/``::
+
+    def count_tokens(text: str) -> int:
+        raise NotImplementedError("Write count_tokens(): see the instructions above.")
+
+Lines inside the region that start with ``# STUB:`` replace the ``raise`` when a stub
+needs a different shape (a class attribute, a starting value). A whole cell tagged
+``solution`` (say, a markdown cell that discusses the answer) is left out of the exercise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from course import ROOT
+
+BEGIN = "# BEGIN SOLUTION"
+END = "# END SOLUTION"
+STUB = "# STUB:"
+_CELL_MARKER = re.compile(r"^# %%")
+_SOLUTION_CELL = re.compile(r"^# %%.*tags=\[[^\]]*\"solution\"")
+_DEFINITION = re.compile(r"^(\s*)(?:async\s+)?(def|class)\s+(\w+)")
+GENERATED_NOTE = (
+    "# This file is generated from solutions/ by `python -m course generate`; edit the "
+    "solution instead.\n"
+)
+
+
+class GenerateError(Exception):
+    """A solution notebook's markers do not pair up; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class StaleFile:
+    path: Path
+    reason: str
+
+
+def make_exercise(solution_text: str, source_name: str = "solution") -> str:
+    """Return the exercise version of one solution notebook's text."""
+    out: list[str] = []
+    region_start: int | None = None
+    region_indent = ""
+    stub_lines: list[str] = []
+    enclosing: list[tuple[int, str]] = []  # (indent, name) of the defs above this line
+    skipping_cell = False
+
+    for number, line in enumerate(solution_text.splitlines(), start=1):
+        stripped = line.strip()
+        if _CELL_MARKER.match(line):
+            if region_start is not None:
+                raise GenerateError(f"{source_name}:{region_start}: {BEGIN} has no {END} in its cell")
+            skipping_cell = bool(_SOLUTION_CELL.match(line))
+            enclosing.clear()
+        if skipping_cell:
+            continue
+        if stripped == BEGIN:
+            if region_start is not None:
+                raise GenerateError(f"{source_name}:{number}: nested {BEGIN}")
+            region_start, region_indent, stub_lines = number, line[: len(line) - len(line.lstrip())], []
+            continue
+        if stripped == END:
+            if region_start is None:
+                raise GenerateError(f"{source_name}:{number}: {END} without {BEGIN}")
+            out.extend(stub_lines or [region_indent + _raise_line(enclosing)])
+            region_start = None
+            continue
+        if region_start is not None:
+            if stripped.startswith(STUB):
+                stub_lines.append(region_indent + stripped[len(STUB):].strip())
+            continue
+        match = _DEFINITION.match(line)
+        if match:
+            indent = len(match.group(1))
+            enclosing[:] = [(i, n) for i, n in enclosing if i < indent] + [(indent, match.group(3))]
+        out.append(line)
+
+    if region_start is not None:
+        raise GenerateError(f"{source_name}:{region_start}: {BEGIN} has no {END}")
+    text = "\n".join(out) + "\n"
+    return _insert_note(text)
+
+
+def _raise_line(enclosing: list[tuple[int, str]]) -> str:
+    if enclosing:
+        name = ".".join(n for _, n in enclosing)
+        target = f"Write {name}()" if not enclosing[-1][1][0].isupper() else f"Complete {name}"
+    else:
+        target = "Write this part"
+    return f'raise NotImplementedError("{target}: see the instructions above.")'
+
+
+def _insert_note(text: str) -> str:
+    """Put the 'generated' note after the Jupytext YAML header, where Jupyter shows it."""
+    if text.startswith("# ---\n"):
+        end = text.find("\n# ---\n", 5)
+        if end != -1:
+            cut = end + len("\n# ---\n")
+            return text[:cut] + "\n# %% [markdown]\n" + GENERATED_NOTE.replace("# ", "# > ", 1) + text[cut:]
+    return GENERATED_NOTE + text
+
+
+def expected_exercises(root: Path = ROOT) -> dict[Path, str]:
+    """Every exercise file that ``solutions/`` implies, with its expected text."""
+    expected = {}
+    for solution in sorted((root / "solutions").glob("*.py")):
+        name = str(solution.relative_to(root))
+        expected[root / "exercises" / solution.name] = make_exercise(
+            solution.read_text(encoding="utf-8"), name
+        )
+    return expected
+
+
+def write_exercises(root: Path = ROOT) -> list[Path]:
+    """Regenerate ``exercises/``; return the files that changed or were removed."""
+    changed = []
+    for stale in stale_exercises(root):
+        changed.append(stale.path)
+        if stale.reason == "not made from any solution":
+            stale.path.unlink()
+    for path, text in expected_exercises(root).items():
+        path.parent.mkdir(exist_ok=True)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    return changed
+
+
+def stale_exercises(root: Path = ROOT) -> list[StaleFile]:
+    """Exercise files that differ from what ``solutions/`` would generate."""
+    expected = expected_exercises(root)
+    stale = []
+    for path, text in expected.items():
+        if not path.exists():
+            stale.append(StaleFile(path, "missing"))
+        elif path.read_text(encoding="utf-8") != text:
+            stale.append(StaleFile(path, "out of date"))
+    for path in sorted((root / "exercises").glob("*.py")):
+        if path not in expected:
+            stale.append(StaleFile(path, "not made from any solution"))
+    return stale

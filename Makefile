@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: book book-force test browser-check exercises serve clean
+.PHONY: book book-force test browser-check bench-book exercises clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(STAMP)
 
 browser-check: $(STAMP)
 	$(BIN)/python -m course browser-check
+
+bench-book: $(STAMP)
+	$(BIN)/python benchmarks/bench_book.py
 
 exercises: $(STAMP)
 	$(BIN)/python -m course generate

@@ -77,15 +77,18 @@ def check_no_outputs() -> bool:
 def test(args: argparse.Namespace) -> int:
     python = sys.executable
     mirror_notebooks()
+    # Every check runs even when an earlier one fails, so one run shows every problem.
     results = {
-        "exercises/ up to date": run("exercises/ up to date", [python, "-m", "course", "generate", "--check"]),
+        "exercises/ up to date": run(
+            "exercises/ up to date", [python, "-m", "course", "generate", "--check"]
+        ),
         "ruff": run("ruff", [tool("ruff"), "check", "."]),
         "mypy --strict": run("mypy --strict", [tool("mypy"), "--strict", "course", "solutions"]),
         "no outputs": check_no_outputs(),
         "pytest": run(
             "pytest (exercise tests, tool tests, nbval on every notebook)",
             [python, "-m", "pytest", "tests", str(NBVAL_MIRROR.relative_to(ROOT)),
-             "--nbval-lax", "--nbval-current-env", *args.pytest_args],
+             "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", *args.pytest_args],
         ),
     }
     failed = [name for name, ok in results.items() if not ok]

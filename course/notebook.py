@@ -64,7 +64,7 @@ def read_cells(path: Path) -> list[CodeCell]:
         raise NotebookError(f"{path}: cannot read the file ({exc})") from exc
     if path.suffix == ".ipynb":
         try:
-            nb = nbformat.reads(text, as_version=4)
+            nb = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
         except Exception as exc:  # nbformat raises several unrelated types for bad JSON
             raise NotebookError(f"{path}: not a valid .ipynb notebook ({_first_line(exc)})") from exc
         starts: list[int | None] = [None] * len(nb.cells)

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: book book-force test browser-check bench-book exercises clean
+.PHONY: book book-force test browser-check bench-book bench exercises clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ browser-check: $(STAMP)
 
 bench-book: $(STAMP)
 	$(BIN)/python benchmarks/bench_book.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_grader.py
 
 exercises: $(STAMP)
 	$(BIN)/python -m course generate

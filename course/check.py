@@ -1,40 +1,70 @@
 """``check("exercise_id")``: the grader's verdict on one exercise, from inside a notebook.
 
 It finds the exercise notebook in the current folder (Jupyter runs a notebook in its
-own folder), runs that exercise's tests against the saved file in a subprocess and prints
-the feedback. Save the notebook before checking: the file on disk is what gets graded.
+own folder), grades the saved file with the grader itself (the same sandbox, the same
+tests, the same feedback, only this exercise's tests) and prints the verdict. Save the
+notebook before checking: the file on disk is what gets graded.
+
+Inside the grader's sandbox (when the grader executes a notebook from top to bottom)
+``check`` only prints a note: the grader is already grading.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import os
+import time
 from pathlib import Path
 
-from course import ROOT
-from course.targets import NOTEBOOK_SUFFIXES
+from course.grader.layout import Course
+from course.grader.sandbox import SANDBOX_ENV
+
+NOTEBOOK_SUFFIXES = (".ipynb", ".py")
 
 
-def exercise_chapter(exercise_id: str) -> str:
-    """The chapter slug whose tests grade ``exercise_id``."""
-    needle = f'"{exercise_id}"'
-    for test_file in sorted((ROOT / "tests").glob("test_*.py")):
-        if needle in test_file.read_text(encoding="utf-8"):
-            return test_file.stem.removeprefix("test_")
-    raise LookupError(f"no exercise called {exercise_id!r}")
+def _find_notebook(slug: str, folder: Path) -> Path | None:
+    found = [folder / f"{slug}{s}" for s in NOTEBOOK_SUFFIXES if (folder / f"{slug}{s}").is_file()]
+    # With both (a Jupytext pair), the one saved last is the one the student is editing.
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def check(exercise_id: str, folder: str | Path = ".") -> bool:
-    slug = exercise_chapter(exercise_id)
+def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None = None) -> None:
+    """Grade ``exercise_id`` in the saved notebook here and print what to fix.
+
+    ``course`` is for the grader's own tests, which point it at a fixture course.
+    """
+    if os.environ.get(SANDBOX_ENV):
+        print(f"check({exercise_id!r}): skipped while the grader runs this notebook")
+        return
+    from course.grader import engine, manifest
+    from course.grader.report import exercise_feedback
+
+    course = course or Course.at()
+    tests = manifest.load(course)
+    slug = tests.chapter_of_exercise(exercise_id)
+    if slug is None:
+        known = sorted({t.exercise for t in tests.tests})
+        print(f"There is no exercise called {exercise_id!r}. Exercises: {', '.join(known)}")
+        return
     here = Path(folder).resolve()
-    notebook = next((here / f"{slug}{s}" for s in NOTEBOOK_SUFFIXES if (here / f"{slug}{s}").is_file()), None)
+    notebook = _find_notebook(slug, here)
     if notebook is None:
-        print(f"No {slug}.py or {slug}.ipynb in {here}: run this from the exercise notebook.")
-        return False
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "tests" / f"test_{slug}.py"), "-q",
-         "--no-header", "-p", "no:cacheprovider", f"--target={notebook}", f"--exercise={exercise_id}"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )
-    print(result.stdout[-4000:])
-    return result.returncode == 0
+        print(f"No {slug}.ipynb or {slug}.py in {here}: run check() from the exercise notebook.")
+        return
+    options = engine.Options(exercises=(exercise_id,), run_notebook=False)
+    report = engine.grade(notebook, course, options)
+    saved = time.time() - notebook.stat().st_mtime
+    print(f"Checked {notebook.name} as last saved ({_ago(saved)}); save first to check new work.")
+    for problem in report.problems + [p for c in report.chapters for p in c.problems]:
+        print(f"! {problem}")
+    for ex in report.exercises():
+        print(exercise_feedback(ex))
+        if ex.status == "passed":
+            print("Well done: this exercise earns full marks.")
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(int(seconds), 0)} s ago"
+    if seconds < 5400:
+        return f"{int(seconds // 60)} min ago"
+    return f"{seconds / 3600:.1f} h ago"

@@ -41,6 +41,9 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-from course import dev  # noqa: E402  (kept beside the list it feeds)
+from course import dev, llm_server  # noqa: E402  (kept beside the list it feeds)
+from course.grader import cli as grader_cli  # noqa: E402
 
-REGISTRY: list[Callable[[Subparsers], None]] = [register_generate, dev.register]
+REGISTRY: list[Callable[[Subparsers], None]] = [
+    register_generate, dev.register, llm_server.register, grader_cli.register,
+]

@@ -19,7 +19,7 @@ from course import ROOT
 
 BUILD = ROOT / "_build"
 NBVAL_MIRROR = BUILD / "nbval"
-NOTEBOOK_FOLDERS = ("chapters", "solutions")
+NOTEBOOK_FOLDERS = ("chapters", "solutions", "appendix")
 
 
 def run(step: str, command: Sequence[str]) -> bool:

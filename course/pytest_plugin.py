@@ -6,11 +6,21 @@ marked with the exercise it belongs to, its points and a hint::
 
     @exercise("provider_registry", points=2, hint="Look at __init_subclass__.")
     def test_subclasses_register_themselves(notebook): ...
+
+The grader runs the same tests in a sandbox with two more switches: ``--course-channel``
+(results travel back over a pipe, signed with a nonce read from stdin before any student
+code loads; see :mod:`course.grader.channel`) and ``--course-manifest`` (write the list of
+graded tests after collection, from the course's own files only).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import os
+import re
+import sys
 import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,11 +29,17 @@ from typing import Any, TypeVar
 
 import pytest
 
+from course.grader import channel, guard
 from course.notebook import NotebookError
 from course.targets import TARGET_ENV, load_exercise, resolve_target
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARKER = "exercise"
+SLUG = re.compile(r"^\d+_\w+$")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+MAX_MESSAGE = 2000
+MAX_CELL_OUTPUT = 10 * 2**20
+_exit_now = os._exit  # bound before student code can replace it
 
 
 def exercise(exercise_id: str, *, points: int = 1, hint: str = "") -> Callable[[F], F]:
@@ -56,6 +72,13 @@ def chapter_slug(module_name: str) -> str:
     return module_name.rsplit(".", 1)[-1].removeprefix("test_")
 
 
+def chapter_of(path: Path) -> str:
+    """The chapter a test file belongs to: ``tests/test_<slug>.py`` or ``tests/<slug>/*.py``."""
+    if SLUG.match(path.parent.name):
+        return path.parent.name
+    return chapter_slug(path.stem)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("course")
     group.addoption(
@@ -67,14 +90,57 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--exercise", action="append", default=[], help="run only the tests of this exercise id"
     )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{MARKER}(id, points, hint): a graded exercise test")
-    config.stash[_results_key] = []
+    group.addoption(
+        "--course-channel", default=None, metavar="OUT:NONCE",
+        help="(grader) descriptors: one to write signed results to, one to read the nonce from",
+    )
+    group.addoption(
+        "--course-manifest", default=None, help="(grader) write the graded tests as JSON here"
+    )
 
 
 _results_key = pytest.StashKey[list[TestResult]]()
+_phases_key = pytest.StashKey[list[tuple[str, str, str]]]()  # (when, outcome, message)
+
+
+@dataclass
+class _Channel:
+    emit: Callable[[dict[str, Any]], None]
+    snapshot: guard.Snapshot | None = None
+    exitstatus: int | None = None
+
+
+_channel: _Channel | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _channel
+    config.addinivalue_line("markers", f"{MARKER}(id, points, hint): a graded exercise test")
+    config.stash[_results_key] = []
+    fds = config.getoption("--course-channel")
+    if fds is not None:
+        out_fd, nonce_fd = (int(fd) for fd in str(fds).split(":"))
+        _channel = _Channel(channel.make_writer(out_fd, _read_nonce(nonce_fd)))
+        _not_dumpable()
+
+
+def _read_nonce(fd: int) -> str:
+    """Read the nonce from its own pipe and close it: no later code can read it there."""
+    data = b""
+    while len(data) < 1024:
+        chunk = os.read(fd, 1024)
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    return data.decode("ascii", "replace").strip()
+
+
+def _not_dumpable() -> None:
+    """Keep other processes of the sandbox user (the nbval kernel) out of our memory."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -86,10 +152,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = keep
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    manifest = session.config.getoption("--course-manifest")
+    if manifest:
+        tests = []
+        for item in session.items:
+            exercise_id, points, hint = graded_info(item)
+            tests.append({
+                "nodeid": item.nodeid, "chapter": chapter_of(item.path), "exercise": exercise_id,
+                "points": points, "hint": hint, "name": item.name,
+                "doc": _first_doc_line(item),
+            })
+        Path(manifest).write_text(json.dumps(tests, indent=1), encoding="utf-8")
+    if _channel is not None:
+        _channel.emit({"t": "collected", "ids": [item.nodeid for item in session.items]})
+        # Student code first runs in the `notebook` fixture, so this is still clean.
+        _channel.snapshot = guard.take()
+
+
+def _first_doc_line(item: pytest.Item) -> str:
+    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    if _channel is not None:
+        _channel.emit({"t": "start", "id": nodeid})
+
+
 @pytest.fixture
 def notebook(request: pytest.FixtureRequest) -> types.ModuleType:
     """The exercise notebook of this test file's chapter, freshly loaded from the target."""
-    slug = chapter_slug(request.module.__name__)
+    slug = chapter_of(Path(str(request.path)))
     try:
         target = resolve_target(request.config.getoption("--target"))
         return load_exercise(slug, target)
@@ -103,26 +197,131 @@ def pytest_runtest_makereport(
 ) -> Any:
     report: pytest.TestReport = yield
     exercise_id, points, hint = graded_info(item)
+    message = _short_message(call.excinfo, item) if call.excinfo else ""
+    if _channel is not None and report.when == "call" and report.passed:
+        printed = _cell_output_size(item)
+        if printed > MAX_CELL_OUTPUT:
+            report.outcome = "failed"
+            message = (f"the cell printed {printed / 2**20:.0f} MB; a notebook that floods "
+                       f"its output (over {MAX_CELL_OUTPUT // 2**20} MB a cell) does not pass")
+    outcome = report.outcome
+    if hasattr(report, "wasxfail"):
+        outcome = "skipped"  # an expected failure is not a pass
+    item.stash.setdefault(_phases_key, []).append((report.when, outcome, message))
     failed_setup = report.when == "setup" and not report.passed
     if report.when == "call" or failed_setup:
-        outcome = report.outcome if report.when == "call" else ("skipped" if report.skipped else "error")
-        message = _short_message(call.excinfo) if call.excinfo else ""
+        legacy = outcome if report.when == "call" else ("skipped" if report.skipped else "error")
         item.config.stash[_results_key].append(
-            TestResult(item.nodeid, exercise_id, points, hint, outcome, message)
+            TestResult(item.nodeid, exercise_id, points, hint, legacy, message)
         )
+    if _channel is not None and report.when in ("call", "teardown"):
+        _report_to_grader(item, report.when)
     return report
 
 
-def _short_message(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+def _cell_output_size(item: pytest.Item) -> int:
+    """How much an nbval cell printed (0 for ordinary tests)."""
+    outputs = getattr(item, "test_outputs", None)
+    if not isinstance(outputs, list):
+        return 0
+    size = 0
+    for output in outputs:
+        if isinstance(output, dict):
+            size += sum(len(str(v)) for v in output.values())
+    return size
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Look for tampering the moment the test body returns, before pytest builds a report
+    with objects the student's code may have broken."""
+    try:
+        return (yield)
+    finally:
+        if _channel is not None:
+            _stop_if_tampered(item)
+
+
+def _stop_if_tampered(item: pytest.Item) -> None:
+    assert _channel is not None
+    tampered = guard.changed(_channel.snapshot) if _channel.snapshot is not None else []
+    if tampered:
+        shown = ", ".join(tampered[:5]) + (" ..." if tampered[5:] else "")
+        _channel.emit({"t": "result", "id": item.nodeid, "outcome": "tampered", "message": shown})
+        _channel.emit({"t": "done", "status": "tampered"})
+        _exit_now(4)
+
+
+def _report_to_grader(item: pytest.Item, when: str) -> None:
+    """Check for tampering; after teardown, send the test's verdict to the grader."""
+    assert _channel is not None
+    _stop_if_tampered(item)
+    if when != "teardown":
+        return
+    phases = item.stash.get(_phases_key, [])
+    outcome, message = _verdict(phases)
+    _channel.emit({"t": "result", "id": item.nodeid, "outcome": outcome, "message": message})
+
+
+def _verdict(phases: list[tuple[str, str, str]]) -> tuple[str, str]:
+    """Passed only when setup, call and teardown were each seen to pass."""
+    seen = {when: (outcome, message) for when, outcome, message in phases}
+    for when in ("setup", "call", "teardown"):
+        outcome, message = seen.get(when, ("missing", ""))
+        if outcome != "passed":
+            if when == "setup" and outcome == "failed":
+                outcome = "error"
+            return outcome, message
+    return "passed", ""
+
+
+def _short_message(excinfo: pytest.ExceptionInfo[BaseException], item: pytest.Item) -> str:
     exc = excinfo.value
+    inner = getattr(exc, "inner_traceback", None)  # nbval: the cell's own traceback
+    if isinstance(inner, str):
+        source = str(getattr(getattr(item, "cell", None), "source", "")).strip().splitlines()
+        lines = ANSI.sub("", inner).strip().splitlines()[-12:]
+        shown = f"the cell starting `{source[0][:80]}` raised:\n" if source else ""
+        return shown + "\n".join(lines)
     if isinstance(exc, NotImplementedError):
-        return f"not written yet: {exc}"
-    text = excinfo.exconly(tryshort=True).strip()
-    return text if len(text) < 2000 else text[:2000] + " [...]"
+        text = f"not written yet: {exc}"
+    else:
+        text = excinfo.exconly(tryshort=True).strip()
+    text = text if len(text) < MAX_MESSAGE else text[:MAX_MESSAGE] + " [...]"
+    where = _notebook_line(excinfo, item)
+    return f"{text}\n(raised at {where})" if where else text
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def _notebook_line(excinfo: pytest.ExceptionInfo[BaseException], item: pytest.Item) -> str:
+    """The deepest line of the student's notebook in the traceback, if any."""
+    try:
+        target = str(resolve_target(item.config.getoption("--target")))
+    except NotebookError:
+        return ""
+    found = ""
+    tb: types.TracebackType | None = excinfo.tb
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith(target):
+            name = Path(filename.split("#", 1)[0]).name
+            found = f"line {tb.tb_lineno} of {name}"
+        tb = tb.tb_next
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = session.config.getoption("--course-report")
     if path:
         results = [asdict(r) for r in session.config.stash[_results_key]]
         Path(path).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    if _channel is not None:
+        _channel.exitstatus = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """In the grader, end the process here: exit handlers registered by student code never run."""
+    if _channel is not None:
+        _channel.emit({"t": "done", "status": "ok", "exitstatus": _channel.exitstatus})
+        sys.stdout.flush()
+        _exit_now(0)

@@ -1,0 +1,145 @@
+"""Grade a whole class on one machine: ``course grade-all DIR --jobs N``.
+
+Every entry of DIR (a folder, a zip or a notebook) is one student. Students are graded
+``--jobs`` at a time; each grading already runs in sandboxed subprocesses, so threads are
+enough here and every core stays busy. One student's broken submission is written down
+as that student's problem and the batch goes on. The output folder gets ``summary.csv``,
+``summary.json`` and, per student, the report as text, JSON and JUnit XML.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from course.grader.discover import SubmissionError
+from course.grader.engine import GraderError, Options, grade
+from course.grader.layout import NOTEBOOK_SUFFIXES, Course
+from course.grader.report import render
+
+
+@dataclass
+class StudentResult:
+    student: str
+    score: int = 0
+    max_score: int = 0
+    exercises: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+    grader_failed: bool = False
+    seconds: float = 0.0
+
+
+def students(directory: Path) -> list[Path]:
+    return sorted(
+        p for p in directory.iterdir()
+        if not p.name.startswith(".") and not p.is_symlink()
+        and (p.is_dir() or p.suffix.lower() == ".zip" or p.suffix in NOTEBOOK_SUFFIXES)
+    )
+
+
+def safe_name(path: Path) -> str:
+    stem = path.name if path.is_dir() else path.stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "student"
+
+
+def grade_one(path: Path, out: Path, course: Course, options: Options) -> StudentResult:
+    name = safe_name(path)
+    result = StudentResult(name)
+    start = time.monotonic()
+    folder = out / "students" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        report = grade(path, course, options)
+        for fmt, filename in (("table", "report.txt"), ("json", "report.json"),
+                              ("junit", "report.xml"), ("gradescope", "results.json")):
+            (folder / filename).write_text(render(report, fmt), encoding="utf-8")
+        result.score, result.max_score = report.earned, report.points
+        result.exercises = {f"{e.chapter}:{e.id}": e.earned for e in report.exercises()}
+        if not report.chapters:
+            result.error = "; ".join(report.problems)
+    except SubmissionError as exc:
+        result.error = str(exc)
+    except GraderError as exc:
+        result.error, result.grader_failed = f"grader failed: {exc}", True
+    except Exception as exc:  # one student must never stop the batch
+        result.error, result.grader_failed = f"grader crashed: {exc!r}", True
+        (folder / "grader-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+    if result.error:
+        (folder / "problem.txt").write_text(result.error + "\n", encoding="utf-8")
+    result.seconds = time.monotonic() - start
+    return result
+
+
+class Progress:
+    """A one-line progress bar on a terminal; a line per student otherwise."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
+        self.total, self.done, self.stream = total, 0, stream
+        self.start = time.monotonic()
+        self.tty = stream.isatty()
+
+    def step(self, result: StudentResult) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.done * (self.total - self.done)
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        bar = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
+        tail = f"{elapsed:5.1f} s, about {eta:4.0f} s left"
+        if self.tty:
+            self.stream.write(f"\r{bar} {tail}  ")
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            verdict = result.error[:60] if result.error else f"{result.score}/{result.max_score}"
+            self.stream.write(f"{bar} {result.student}: {verdict} ({tail})\n")
+        self.stream.flush()
+
+
+def grade_all(directory: Path, out: Path, course: Course, options: Options, jobs: int = 0,
+              stream: TextIO = sys.stderr) -> int:
+    if not directory.is_dir():
+        print(f"{directory} is not a folder of submissions", file=sys.stderr)
+        return 2
+    todo = students(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = jobs or os.cpu_count() or 1
+    progress = Progress(len(todo), stream)
+    results: list[StudentResult] = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(grade_one, path, out, course, options) for path in todo]
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            progress.step(result)
+    results.sort(key=lambda r: r.student)
+    write_summary(results, out)
+    failed = [r for r in results if r.grader_failed]
+    print(f"graded {len(results)} submissions into {out} "
+          f"(summary.csv, summary.json, students/)", file=stream)
+    return 1 if failed else 0
+
+
+def write_summary(results: list[StudentResult], out: Path) -> None:
+    columns = sorted({key for r in results for key in r.exercises})
+    with (out / "summary.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", "score", "max_score", *columns, "problem"])
+        for r in results:
+            writer.writerow([r.student, r.score, r.max_score,
+                             *(r.exercises.get(c, "") for c in columns), r.error])
+    data: list[dict[str, Any]] = [
+        {"student": r.student, "score": r.score, "max_score": r.max_score,
+         "exercises": r.exercises, "problem": r.error, "seconds": round(r.seconds, 2)}
+        for r in results
+    ]
+    (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

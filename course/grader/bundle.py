@@ -1,0 +1,106 @@
+"""``course bundle gradescope``: a Gradescope autograder zip that runs this grader.
+
+Gradescope unpacks the zip into ``/autograder/source``, runs ``setup.sh`` once when it
+builds the image, then ``run_autograder`` per submission with the student's files in
+``/autograder/submission``; it reads ``/autograder/results/results.json``.
+
+The zip holds the course package, the chapters' tests, the untouched exercise notebooks
+(the grader compares against them) and the pinned requirements; never ``solutions/``.
+``run_autograder`` runs as root, as Gradescope starts it, because the grader needs root
+to build the sandbox; every line of student code runs as a throwaway unprivileged uid
+without network. ``AUTOGRADER_ROOT`` and ``COURSE_PYTHON`` let a test run it elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+from course import ROOT
+from course.grader.layout import Course
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image.
+set -euo pipefail
+cd /autograder/source
+apt-get update -qq
+apt-get install -y -qq python3 python3-venv python3-pip util-linux >/dev/null
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -r requirements.txt
+.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+# Collect the course's tests once now, so each submission starts from the cache.
+.venv/bin/python -c "from course.grader import manifest, layout; manifest.load(layout.Course.at())"
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for every submission. It always leaves a results.json behind.
+set -uo pipefail
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+SOURCE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
+[ -d "$SOURCE/course" ] || SOURCE="$ROOT/source"
+PYTHON="${{COURSE_PYTHON:-$SOURCE/.venv/bin/python}}"
+mkdir -p "$ROOT/results"
+cd "$SOURCE"
+"$PYTHON" -m course grade "$ROOT/submission" --course-root "$SOURCE" \\
+    --format gradescope --output "$ROOT/results/results.json"{chapters} 2>"$ROOT/results/grader-stderr.txt"
+status=$?
+if [ "$status" -ne 0 ] || [ ! -s "$ROOT/results/results.json" ]; then
+  reason="$(tail -c 1500 "$ROOT/results/grader-stderr.txt" \\
+    | "$PYTHON" -c 'import json, sys; print(json.dumps(sys.stdin.read()))')"
+  printf '{{"score": 0, "output": %s, "visibility": "visible", "tests": []}}\\n' "$reason" \\
+    > "$ROOT/results/results.json"
+fi
+cat "$ROOT/results/grader-stderr.txt" >&2
+exit 0
+"""
+
+SKIP = {"__pycache__", ".pytest_cache", ".mypy_cache", "tools", "mutants"}
+
+
+def _add_tree(archive: zipfile.ZipFile, folder: Path, arcname: str) -> None:
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and not (set(relative.parts) & SKIP) and path.suffix != ".pyc":
+            archive.write(path, f"{arcname}/{relative.as_posix()}")
+
+
+def _add_text(archive: zipfile.ZipFile, name: str, text: str, executable: bool = False) -> None:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, text)
+
+
+def write_gradescope_bundle(root: Path, output: Path, chapters: tuple[str, ...] = ()) -> Path:
+    course = Course.at(root)
+    unknown = [c for c in chapters if c not in course.chapters]
+    if unknown:
+        raise SystemExit(f"no such chapter: {', '.join(unknown)}")
+    wanted = list(chapters) or sorted(course.chapters)
+    flags = "".join(f" --chapter {c}" for c in chapters)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        _add_text(archive, "setup.sh", SETUP_SH, executable=True)
+        _add_text(archive, "run_autograder", RUN_AUTOGRADER.format(chapters=flags), executable=True)
+        # The grader and its pinned environment come from this installation; the tests
+        # and exercise notebooks from the course being bundled.
+        for name in ("requirements.txt", "pyproject.toml"):
+            if (ROOT / name).is_file():
+                archive.write(ROOT / name, name)
+        _add_tree(archive, ROOT / "course", "course")
+        for entry in course.support_entries():
+            if entry.is_dir():
+                _add_tree(archive, entry, f"tests/{entry.name}")
+            else:
+                archive.write(entry, f"tests/{entry.name}")
+        for slug in wanted:
+            for path in course.chapters[slug]:
+                archive.write(path, f"tests/{path.relative_to(course.tests).as_posix()}")
+            reference = course.reference_notebook(slug)
+            if reference is not None:
+                archive.write(reference, f"exercises/{reference.name}")
+    os.chmod(output, 0o644)
+    return output

@@ -1,0 +1,198 @@
+"""The grader's subcommands: ``grade``, ``grade-all``, ``check``, ``progress``, ``bundle``.
+
+Exit status says whether grading worked, never whether the student passed: 0 when a
+report was produced (whatever its score), 2 when the input could not be graded at all
+(no such file, not a zip), 1 when the grader itself failed (the sandbox would not start,
+the course's own tests would not collect).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from course import ROOT
+
+OK, GRADER_FAILED, BAD_INPUT = 0, 1, 2
+
+
+def _limits_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("limits and layout")
+    group.add_argument("--timeout", type=float, default=10.0,
+                       help="seconds for each exercise's tests (default 10)")
+    group.add_argument("--total-timeout", type=float, default=300.0,
+                       help="seconds for a whole submission (default 300)")
+    group.add_argument("--notebook-timeout", type=float, default=60.0,
+                       help="seconds to run the notebook top to bottom (default 60)")
+    group.add_argument("--memory", type=int, default=2048, help="MB of memory per process")
+    group.add_argument("--processes", type=int, default=64, help="processes per run")
+    group.add_argument("--allow-network", action="store_true",
+                       help="do not isolate the network (the default allows loopback only)")
+    group.add_argument("--course-root", type=Path, default=None, help=argparse.SUPPRESS)
+    group.add_argument("--tests-dir", type=Path, default=None, help=argparse.SUPPRESS)
+
+
+def options_from(args: argparse.Namespace, **extra: Any) -> Any:
+    from course.grader.runner import skip_slow_imports
+
+    skip_slow_imports()  # this process only parses notebooks; see runner.py
+    from course.grader.engine import Options
+    from course.grader.sandbox import Limits
+
+    limits = Limits(
+        exercise_timeout=args.timeout, total_timeout=args.total_timeout,
+        notebook_timeout=args.notebook_timeout, memory_mb=args.memory,
+        processes=args.processes, isolate_network=not args.allow_network,
+    )
+    return Options(limits=limits, **extra)
+
+
+def course_from(args: argparse.Namespace) -> Any:
+    from course.grader.layout import Course
+
+    return Course.at(args.course_root, args.tests_dir)
+
+
+def register(sub: Any) -> None:
+    from course.grader.report import FORMATS
+
+    p = sub.add_parser("grade", help="grade a submission: a notebook, a folder or a zip")
+    p.add_argument("submission", type=Path)
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    p.add_argument("--json", dest="format", action="store_const", const="json",
+                   help="same as --format json")
+    p.add_argument("-o", "--output", type=Path, help="write the report here, not to stdout")
+    p.add_argument("--chapter", action="append", default=[],
+                   help="a chapter this assignment expects (missing ones score 0)")
+    p.add_argument("--no-notebook-run", action="store_true",
+                   help="skip the runs-top-to-bottom criterion")
+    _limits_args(p)
+    p.set_defaults(handler=grade_command)
+
+    p = sub.add_parser("grade-all", help="grade a class: every student folder, zip or notebook in DIR")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--jobs", type=int, default=0, help="students at once (default: every core)")
+    p.add_argument("--out", type=Path, default=Path("grading-output"),
+                   help="where to write summary.csv, summary.json and each student's reports")
+    p.add_argument("--chapter", action="append", default=[])
+    p.add_argument("--no-notebook-run", action="store_true")
+    _limits_args(p)
+    p.set_defaults(handler=grade_all_command)
+
+    p = sub.add_parser("check", help="check your exercises: the grader's verdict, before you submit")
+    p.add_argument("chapter", nargs="?", help="a chapter slug, e.g. 01_classes (default: all)")
+    p.add_argument("--exercise", action="append", default=[], help="only this exercise id")
+    p.add_argument("--target", type=Path, default=None,
+                   help="the folder or notebook to check (default: exercises/)")
+    _limits_args(p)
+    p.set_defaults(handler=check_command)
+
+    p = sub.add_parser("progress", help="list every exercise with its status")
+    p.add_argument("--target", type=Path, default=None, help="default: exercises/")
+    _limits_args(p)
+    p.set_defaults(handler=progress_command)
+
+    p = sub.add_parser("bundle", help="package the grader for a grading platform")
+    p.add_argument("platform", choices=["gradescope"])
+    p.add_argument("-o", "--output", type=Path, default=Path("gradescope-autograder.zip"))
+    p.add_argument("--chapter", action="append", default=[],
+                   help="the chapter(s) this assignment grades (default: all)")
+    p.add_argument("--course-root", type=Path, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(handler=bundle_command)
+
+
+def _grade_or_fail(submission: Path, course: Any, options: Any) -> Any:
+    from course.grader.discover import SubmissionError
+    from course.grader.engine import GraderError, grade
+    from course.grader.manifest import ManifestError
+
+    try:
+        return grade(submission, course, options)
+    except SubmissionError as exc:
+        print(f"cannot grade {submission}: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    except (GraderError, ManifestError) as exc:
+        print(f"grading failed (a problem with the grader, not the submission): {exc}",
+              file=sys.stderr)
+        return GRADER_FAILED
+
+
+def grade_command(args: argparse.Namespace) -> int:
+    from course.grader.report import render
+
+    options = options_from(args, chapters=tuple(args.chapter),
+                           run_notebook=not args.no_notebook_run)
+    report = _grade_or_fail(args.submission, course_from(args), options)
+    if isinstance(report, int):
+        return report
+    text = render(report, args.format)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+        print(f"{report.submission}: {report.earned}/{report.points} -> {args.output}")
+    else:
+        sys.stdout.write(text)
+    return OK
+
+
+def grade_all_command(args: argparse.Namespace) -> int:
+    from course.grader.batch import grade_all
+
+    options = options_from(args, chapters=tuple(args.chapter),
+                           run_notebook=not args.no_notebook_run)
+    return grade_all(args.directory, args.out, course_from(args), options, args.jobs)
+
+
+def _student_target(args: argparse.Namespace) -> Path:
+    target: Path | None = args.target
+    return target or course_from(args).root / "exercises"
+
+
+def check_command(args: argparse.Namespace) -> int:
+    from course.grader.report import table
+
+    course = course_from(args)
+    if args.chapter and args.chapter not in course.chapters:
+        print(f"no chapter {args.chapter!r}; chapters: {', '.join(sorted(course.chapters))}",
+              file=sys.stderr)
+        return BAD_INPUT
+    target = _student_target(args)
+    if args.chapter and target.is_dir():
+        found = [target / f"{args.chapter}{s}" for s in (".ipynb", ".py")
+                 if (target / f"{args.chapter}{s}").is_file()]
+        if not found:
+            print(f"no {args.chapter}.py or .ipynb in {target}", file=sys.stderr)
+            return BAD_INPUT
+        target = max(found, key=lambda p: p.stat().st_mtime)
+    options = options_from(args, exercises=tuple(args.exercise),
+                           run_notebook=not args.exercise)
+    report = _grade_or_fail(target, course, options)
+    if isinstance(report, int):
+        return report
+    sys.stdout.write(table(report))
+    return OK
+
+
+def progress_command(args: argparse.Namespace) -> int:
+    options = options_from(args, chapters=tuple(sorted(course_from(args).chapters)))
+    report = _grade_or_fail(_student_target(args), course_from(args), options)
+    if isinstance(report, int):
+        return report
+    for chapter in report.chapters:
+        print(f"{chapter.slug}  {chapter.earned}/{chapter.points}")
+        for ex in chapter.exercises:
+            mark = {"passed": "[x]", "partial": "[~]"}.get(ex.status, "[ ]")
+            print(f"  {mark} {ex.id:<32} {ex.earned}/{ex.points}  {ex.status}")
+    print(f"\n{report.earned}/{report.points} points; `course check CHAPTER` shows what to fix.")
+    return OK
+
+
+def bundle_command(args: argparse.Namespace) -> int:
+    from course.grader.bundle import write_gradescope_bundle
+
+    root = (args.course_root or ROOT).resolve()
+    path = write_gradescope_bundle(root, args.output, tuple(args.chapter))
+    print(f"wrote {path}: upload it as the assignment's autograder (zip) on Gradescope")
+    return OK

@@ -1,0 +1,365 @@
+"""Grade a submission: find its notebooks, run the course's tests and nbval on each, judge.
+
+Per notebook, two sandboxed runs start side by side: pytest over the chapter's tests,
+and nbval over the notebook itself (the "runs top to bottom" criterion). A test earns
+its points only when a correctly signed record says it passed. If the test run is cut
+short (an exercise out of time, ``os._exit``, a crash, tampering), every exercise that is
+still missing results is run again in a sandbox of its own with ``--exercise ID``, so one
+exercise's infinite loop or exit never costs another exercise its points. An exercise
+that ran out of time is not run again: it would only run out of time again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from course.grader import discover, manifest, prepare, sandbox
+from course.grader.layout import Course
+from course.grader.manifest import GradedTest, Manifest
+from course.grader.results import (
+    RUNS_ID,
+    RUNS_POINTS,
+    ChapterResult,
+    ExerciseResult,
+    Report,
+    TestVerdict,
+)
+from course.grader.sandbox import Limits, RunResult, Scratch
+
+
+class GraderError(Exception):
+    """Grading itself failed (not the student): the sandbox or the course is broken."""
+
+
+@dataclass(frozen=True)
+class Options:
+    limits: Limits = field(default_factory=Limits)
+    chapters: tuple[str, ...] = ()  # chapters expected: one not submitted scores 0
+    exercises: tuple[str, ...] = ()  # grade only these exercise ids (check())
+    run_notebook: bool = True  # the nbval criterion
+    workers: int = 2  # sandboxes at once for one submission
+    scratch_base: Path | None = None
+    cache_dir: Path | None = None
+
+
+class TestWatch:
+    """Tracks which test is running, to stop an exercise that overruns its time."""
+
+    def __init__(self, exercise_of: dict[str, str], limits: Limits, started: float) -> None:
+        self.exercise_of = exercise_of
+        self.limits = limits
+        self.started = started
+        self.collected = False
+        self.spent: dict[str, float] = defaultdict(float)
+        self.current: tuple[str, float] | None = None
+        self.timed_out: str | None = None
+
+    def feed(self, record: dict[str, Any], now: float) -> None:
+        kind = record.get("t")
+        if kind == "collected":
+            self.collected = True
+        elif kind == "start":
+            self.current = (str(record.get("id")), now)
+        elif kind == "result" and self.current and self.current[0] == record.get("id"):
+            exercise = self.exercise_of.get(self.current[0], "")
+            self.spent[exercise] += now - self.current[1]
+            self.current = None
+
+    def expired(self, now: float) -> str | None:
+        if not self.collected and now - self.started > self.limits.startup_timeout:
+            return "pytest did not start in time"
+        if self.current is not None:
+            exercise = self.exercise_of.get(self.current[0])
+            if exercise and self.spent[exercise] + now - self.current[1] > self.limits.exercise_timeout:
+                self.timed_out = exercise
+                return f"timeout:{exercise}"
+        return None
+
+
+class NotebookWatch:
+    def __init__(self, limits: Limits, started: float) -> None:
+        self.limits, self.started = limits, started
+
+    def feed(self, record: dict[str, Any], now: float) -> None:
+        pass
+
+    def expired(self, now: float) -> str | None:
+        if now - self.started > self.limits.notebook_timeout:
+            return f"the notebook did not finish within {self.limits.notebook_timeout:g} s"
+        return None
+
+
+def grade(submission: Path, course: Course | None = None, options: Options | None = None) -> Report:
+    """Grade one submission. Raises SubmissionError for unreadable input, GraderError for ours."""
+    course = course or Course.at()
+    options = options or Options()
+    start = time.monotonic()
+    tests = manifest.load(course, options.cache_dir)
+    chapters = sorted(course.chapters)
+    report = Report(submission=submission.name)
+    found = discover.find(submission, chapters)
+    report.problems.extend(found.problems)
+    for slug in options.chapters:
+        if slug not in course.chapters:
+            report.problems.append(
+                f"{slug}: no such chapter in this course (chapters: {', '.join(chapters) or 'none'})"
+            )
+    wanted = sorted(set(found.notebooks) | {s for s in options.chapters if s in course.chapters})
+    if options.exercises:
+        wanted = [s for s in wanted if any(e in tests.exercises(s) for e in options.exercises)]
+    report.sandbox = sandbox.isolation().describe(options.limits)
+    deadline = start + options.limits.total_timeout
+    base = Path(tempfile.mkdtemp(prefix="course-grade-", dir=options.scratch_base))
+    os.chmod(base, 0o711)
+    try:
+        for slug in wanted:
+            candidate = found.notebooks.get(slug)
+            if candidate is None:
+                report.chapters.append(_not_submitted(slug, tests, options))
+            else:
+                report.chapters.append(
+                    grade_notebook(slug, candidate, course, tests, options, base, deadline)
+                )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _selected(slug: str, tests: Manifest, options: Options) -> dict[str, list[GradedTest]]:
+    grouped = tests.exercises(slug)
+    if options.exercises:
+        grouped = {k: v for k, v in grouped.items() if k in options.exercises}
+    return grouped
+
+
+def _exercise_shells(slug: str, grouped: dict[str, list[GradedTest]]) -> list[ExerciseResult]:
+    return [
+        ExerciseResult(ex, slug, sum(t.points for t in group),
+                       hint=" ".join(dict.fromkeys(t.hint for t in group if t.hint)))
+        for ex, group in grouped.items()
+    ]
+
+
+def _runs_criterion(slug: str, earned: int, note: str) -> ExerciseResult:
+    return ExerciseResult(RUNS_ID, slug, RUNS_POINTS, note=note, earned_override=earned,
+                          hint="Restart the kernel and run all cells: every cell must run.")
+
+
+def _not_submitted(slug: str, tests: Manifest, options: Options) -> ChapterResult:
+    result = ChapterResult(slug, None, problems=[f"{slug}: no notebook submitted for this chapter"])
+    grouped = _selected(slug, tests, options)
+    for ex in _exercise_shells(slug, grouped):
+        ex.tests = [TestVerdict(t.nodeid, t.name, t.exercise, t.points, "missing",
+                                "not submitted", t.doc) for t in grouped[ex.id]]
+        result.exercises.append(ex)
+    if options.run_notebook and not options.exercises:
+        result.exercises.append(_runs_criterion(slug, 0, "not submitted"))
+    return result
+
+
+def grade_notebook(slug: str, candidate: discover.Candidate, course: Course, tests: Manifest,
+                   options: Options, base: Path, deadline: float) -> ChapterResult:
+    result = ChapterResult(slug, candidate.name)
+    grouped = _selected(slug, tests, options)
+    exercises = _exercise_shells(slug, grouped)
+    result.exercises = exercises
+    suffix = ".ipynb" if candidate.name.endswith(".ipynb") else ".py"
+    run_notebook = options.run_notebook and not options.exercises
+    try:
+        nb = prepare.read(candidate.name, candidate.data)
+    except prepare.BadNotebook as exc:
+        result.problems.append(str(exc))
+        for ex in exercises:
+            ex.tests = [TestVerdict(t.nodeid, t.name, t.exercise, t.points, "error", str(exc), t.doc)
+                        for t in grouped[ex.id]]
+        if run_notebook:
+            exercises.append(_runs_criterion(slug, 0, str(exc)))
+        return result
+    if not candidate.exact:
+        result.problems.append(f"graded {candidate.name} as {slug}{suffix}")
+    with ThreadPoolExecutor(max_workers=max(options.workers, 2)) as pool:
+        nbval = pool.submit(_run_notebook, slug, nb, course, options, base, deadline) \
+            if run_notebook else None
+        verdicts = _run_tests(slug, candidate.data, suffix, grouped, course, options, base,
+                              deadline, pool, result.problems)
+        for ex in exercises:
+            ex.tests = [verdicts[t.nodeid] for t in grouped[ex.id]]
+        if nbval is not None:
+            exercises.append(nbval.result())
+    return result
+
+
+def _scratch(base: Path, course: Course, slug: str | None) -> tuple[Scratch, list[str]]:
+    scratch = Scratch(base, sandbox.new_uid())
+    files = course.copy_tests([slug], scratch.tests) if slug else []
+    scratch.ini.write_text(course.ini_text(), encoding="utf-8")
+    return scratch, files
+
+
+def _one_run(slug: str, data: bytes, suffix: str, course: Course, options: Options, base: Path,
+             deadline: float, exercise_of: dict[str, str], only: list[str]) -> tuple[RunResult, TestWatch]:
+    scratch, files = _scratch(base, course, slug)
+    try:
+        notebook = scratch.submission / f"{slug}{suffix}"
+        notebook.write_bytes(data)
+        scratch.seal()
+        args = [f"--target={scratch.submission}", *(f"--exercise={e}" for e in only),
+                *(str(scratch.path / f) for f in files)]
+        watch = TestWatch(exercise_of, options.limits, time.monotonic())
+        run = sandbox.run(course, scratch, args, options.limits, deadline, watch)
+    finally:
+        scratch.remove()
+    if run.setup_failed:
+        raise GraderError(f"the sandbox could not start: {run.output.strip()[-2000:]}")
+    return run, watch
+
+
+def _signed_results(run: RunResult, expected: set[str]) -> dict[str, dict[str, Any]]:
+    """Results for the course's own test ids only; a test reported twice keeps its worst."""
+    seen: dict[str, dict[str, Any]] = {}
+    for record in run.records:
+        nodeid = record.get("id")
+        if record.get("t") != "result" or nodeid not in expected:
+            continue
+        if nodeid in seen and (seen[nodeid].get("outcome"), record.get("outcome")) != ("passed",) * 2:
+            record = {"outcome": "failed", "message": "the test reported two different results"}
+        seen[str(nodeid)] = record
+    return seen
+
+
+def _verdict(test: GradedTest, record: dict[str, Any]) -> TestVerdict:
+    outcome = str(record.get("outcome"))
+    status = outcome if outcome in ("passed", "failed", "error", "skipped", "tampered") else "failed"
+    message = str(record.get("message", ""))[:4000]
+    if status == "tampered":
+        message = f"changed while the test ran: {message}"
+    return TestVerdict(test.nodeid, test.name, test.exercise, test.points, status, message, test.doc)
+
+
+def _run_tests(slug: str, data: bytes, suffix: str, grouped: dict[str, list[GradedTest]],
+               course: Course, options: Options, base: Path, deadline: float,
+               pool: ThreadPoolExecutor, problems: list[str]) -> dict[str, TestVerdict]:
+    all_tests = {t.nodeid: t for group in grouped.values() for t in group}
+    exercise_of = {nodeid: t.exercise for nodeid, t in all_tests.items()}
+    only = list(options.exercises)
+    run, watch = _one_run(slug, data, suffix, course, options, base, deadline, exercise_of, only)
+    verdicts = {n: _verdict(all_tests[n], r) for n, r in _signed_results(run, set(all_tests)).items()}
+    rerun: list[str] = []
+    for exercise, group in grouped.items():
+        missing = [t for t in group if t.nodeid not in verdicts]
+        if not missing:
+            continue
+        if exercise == watch.timed_out:
+            for t in missing:
+                verdicts[t.nodeid] = _lost(t, "timeout", _timeout_text(options.limits))
+        elif run.killed_for == "deadline":
+            for t in missing:
+                verdicts[t.nodeid] = _lost(t, "not_run", "")
+        else:
+            rerun.append(exercise)
+    if rerun:
+        problems.append(
+            f"the test run was cut short ({run.how_it_ended()}); re-ran "
+            f"{', '.join(rerun)} one at a time so other exercises keep their points"
+        )
+    futures = {
+        ex: pool.submit(_one_run, slug, data, suffix, course, options, base, deadline,
+                        exercise_of, [ex])
+        for ex in rerun
+    }
+    for exercise, future in futures.items():
+        alone, alone_watch = future.result()
+        group = grouped[exercise]
+        got = _signed_results(alone, {t.nodeid for t in group})
+        for t in group:
+            if t.nodeid in got:
+                verdicts[t.nodeid] = _verdict(t, got[t.nodeid])
+            elif alone_watch.timed_out == exercise:
+                verdicts[t.nodeid] = _lost(t, "timeout", _timeout_text(options.limits))
+            elif alone.killed_for == "deadline":
+                verdicts[t.nodeid] = _lost(t, "not_run", "")
+            elif alone.done is not None and alone.done.get("exitstatus") == 3:
+                verdicts[t.nodeid] = _lost(t, "crashed", "pytest itself broke while this test "
+                                           "ran: did the code change Python's builtins?")
+            elif alone.done is not None and alone.done.get("exitstatus") == 2:
+                verdicts[t.nodeid] = _lost(t, "crashed", "the run was interrupted: did the code "
+                                           "raise KeyboardInterrupt or call pytest.exit()?")
+            elif alone.done is not None and alone.done.get("status") == "ok":
+                verdicts[t.nodeid] = _lost(t, "missing", "the test did not run to the end")
+            else:
+                verdicts[t.nodeid] = _lost(t, "crashed", _crash_text(alone))
+    return verdicts
+
+
+def _lost(test: GradedTest, status: str, message: str) -> TestVerdict:
+    return TestVerdict(test.nodeid, test.name, test.exercise, test.points, status, message, test.doc)
+
+
+def _timeout_text(limits: Limits) -> str:
+    return (f"this exercise's tests did not finish within {limits.exercise_timeout:g} s; "
+            "look for an infinite loop, a blocking call or a sleep")
+
+
+def _crash_text(run: RunResult) -> str:
+    if run.done is not None and run.done.get("status") == "tampered":
+        return run.how_it_ended()
+    return (f"{run.how_it_ended()}: did the code call sys.exit() or os._exit(), raise "
+            "KeyboardInterrupt, or use too much memory or too many processes?")
+
+
+def _run_notebook(slug: str, nb: Any, course: Course, options: Options, base: Path,
+                  deadline: float) -> ExerciseResult:
+    reference = course.reference_notebook(slug)
+    if prepare.is_untouched(nb, reference):
+        return _runs_criterion(slug, 0, "this is the untouched exercise notebook: no work to run")
+    scratch, _ = _scratch(base, course, None)
+    try:
+        source = scratch.submission / f"{slug}.ipynb"
+        prepare.write_ipynb(prepare.for_nbval(nb, reference), source)
+        scratch.seal()
+        limits = options.limits
+        args = ["--nbval-lax", "--nbval-current-env",
+                # A cell that needs longer than an exercise's tests is stuck; ending it early
+                # lets nbval report which cell, instead of the whole notebook timing out.
+                f"--nbval-cell-timeout={max(int(limits.exercise_timeout), 1)}",
+                str(scratch.work / source.name)]
+        watch = NotebookWatch(limits, time.monotonic())
+        run = sandbox.run(course, scratch, args, limits,
+                          min(deadline, time.monotonic() + limits.notebook_timeout + 5), watch,
+                          copy_in=[str(source)])
+    finally:
+        scratch.remove()
+    if run.setup_failed:
+        raise GraderError(f"the sandbox could not start: {run.output.strip()[-2000:]}")
+    return _judge_notebook(slug, run)
+
+
+def _judge_notebook(slug: str, run: RunResult) -> ExerciseResult:
+    collected = next((r.get("ids") for r in run.records if r.get("t") == "collected"), None)
+    results = {str(r.get("id")): r for r in run.records if r.get("t") == "result"}
+    if not isinstance(collected, list) or not collected:
+        return _runs_criterion(slug, 0, f"the notebook could not be run ({run.how_it_ended()})")
+    for cell in collected:
+        record = results.get(str(cell))
+        if record is None:
+            return _runs_criterion(slug, 0, f"execution stopped at {_cell_name(cell)}: "
+                                            f"{run.how_it_ended()}")
+        if record.get("outcome") != "passed":
+            message = str(record.get("message", ""))[-1500:]
+            return _runs_criterion(slug, 0, f"{_cell_name(cell)} failed: {message}")
+    if run.done is None:
+        return _runs_criterion(slug, 0, f"the run was cut short ({run.how_it_ended()})")
+    return _runs_criterion(slug, RUNS_POINTS, "every cell ran")
+
+
+def _cell_name(nodeid: object) -> str:
+    return str(nodeid).rsplit("::", 1)[-1].lower()

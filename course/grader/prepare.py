@@ -1,0 +1,121 @@
+"""Check a submitted notebook and prepare the copy nbval executes.
+
+Parsing is all the grader does with student code in its own process: reading JSON or
+Jupytext text and compiling cells to an AST to report syntax errors early. Nothing runs.
+
+For nbval, the submission's own control over execution is taken away: ``# NBVAL_*``
+comments and ``nbval-*``/``raises-exception`` tags are removed, so a student cannot mark
+a failing cell as skipped or as expected to fail. A cell that the course's own exercise
+notebook tags ``raises-exception`` gets its tag back when its code is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jupytext
+import nbformat as _nbformat
+
+from course.notebook import NotebookError, cell_definitions, read_cells
+
+nbformat: Any = _nbformat  # untyped library: one Any here instead of ignores at each call
+
+NBVAL_COMMENT = re.compile(r"^\s*#\s*NBVAL_\w+", re.MULTILINE)
+CELL_MARKER = re.compile(r"^# %%", re.MULTILINE)
+CONTROL_TAGS = ("raises-exception",)
+
+
+class BadNotebook(Exception):
+    """The file is not a notebook the grader can read; the message says why."""
+
+
+def read(name: str, data: bytes) -> Any:
+    """Parse a submitted notebook, or raise :class:`BadNotebook` with a clear reason."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadNotebook(f"{name}: not UTF-8 text, so not a notebook") from None
+    if name.endswith(".ipynb"):
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise BadNotebook(
+                f"{name}: not a valid .ipynb notebook (its JSON is broken: {exc}); "
+                "open it in Jupyter and save it again, or submit the .py version"
+            ) from None
+        try:
+            return nbformat.reads(text, as_version=4)
+        except Exception as exc:  # nbformat raises several unrelated types
+            raise BadNotebook(f"{name}: not a valid .ipynb notebook ({exc})") from None
+    if not CELL_MARKER.search(text):
+        raise BadNotebook(
+            f"{name}: a .py file without '# %%' cell markers, so not a Jupytext percent "
+            "notebook; submit the exercise notebook you were given"
+        )
+    try:
+        return jupytext.reads(text, fmt="py:percent")
+    except Exception as exc:
+        raise BadNotebook(f"{name}: jupytext could not read it ({exc})") from None
+
+
+def syntax_problems(path: Path) -> list[str]:
+    """Syntax errors in the notebook's code cells, each naming the cell and line."""
+    problems = []
+    try:
+        cells = read_cells(path)
+    except NotebookError as exc:
+        return [str(exc)]
+    for cell in cells:
+        try:
+            cell_definitions(cell, path.name)
+        except NotebookError as exc:
+            problems.append(str(exc).replace(str(path), path.name))
+    return problems
+
+
+def _normal(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+
+
+def code_cells(nb: Any) -> list[str]:
+    return [_normal(c.source) for c in nb.cells if c.cell_type == "code"]
+
+
+def is_untouched(nb: Any, reference: Path | None) -> bool:
+    if reference is None:
+        return False
+    try:
+        ref = jupytext.read(reference)
+    except Exception:
+        return False
+    return code_cells(nb) == code_cells(ref)
+
+
+def for_nbval(nb: Any, reference: Path | None) -> Any:
+    """A copy whose cells carry only the execution rules the course set."""
+    must_raise: set[str] = set()
+    if reference is not None:
+        try:
+            for cell in jupytext.read(reference).cells:
+                if cell.cell_type == "code" and "raises-exception" in cell.metadata.get("tags", []):
+                    must_raise.add(_normal(NBVAL_COMMENT.sub("", cell.source)))
+        except Exception:
+            must_raise = set()
+    clean = nbformat.v4.new_notebook(metadata={})
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        source = NBVAL_COMMENT.sub("#", cell.source)
+        tags = [t for t in cell.metadata.get("tags", [])
+                if not t.startswith("nbval") and t not in CONTROL_TAGS]
+        if _normal(NBVAL_COMMENT.sub("", cell.source)) in must_raise:
+            tags.append("raises-exception")
+        clean.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags}))
+    return clean
+
+
+def write_ipynb(nb: Any, path: Path) -> None:
+    path.write_text(nbformat.writes(nb), encoding="utf-8")

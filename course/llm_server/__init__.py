@@ -1,0 +1,46 @@
+"""The course's local LLM API server: OpenAI- and Anthropic-style endpoints, deterministic
+answers, faults on demand and a request log, with no API key and no internet.
+
+    from course.llm_server import LLMServer
+
+    with LLMServer() as server:
+        response = httpx.post(
+            f"{server.base_url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {server.api_key}"},
+            json={"model": "mock-gpt", "messages": [{"role": "user", "content": "Hi"}]},
+        )
+
+Per-request control is by header (``HEADERS``); the faults are named in ``SCENARIOS``.
+In-process tests use ``httpx.ASGITransport(app=create_app())`` and ``request_log(app)``.
+"""
+
+from course.llm_server.answers import STYLES, count_tokens, wrap
+from course.llm_server.app import create_app, request_log, server_state
+from course.llm_server.cli import register
+from course.llm_server.config import CHAT_MODELS, EMBEDDING_MODELS, ServerConfig
+from course.llm_server.exchange import StreamDropped
+from course.llm_server.headers import HEADERS
+from course.llm_server.log import RequestLog, RequestRecord
+from course.llm_server.runner import LLMServer
+from course.llm_server.scenarios import SCENARIOS, ScenarioError, parse_scenario
+
+__all__ = [
+    "CHAT_MODELS",
+    "EMBEDDING_MODELS",
+    "HEADERS",
+    "SCENARIOS",
+    "STYLES",
+    "LLMServer",
+    "RequestLog",
+    "RequestRecord",
+    "ScenarioError",
+    "ServerConfig",
+    "StreamDropped",
+    "count_tokens",
+    "create_app",
+    "parse_scenario",
+    "register",
+    "request_log",
+    "server_state",
+    "wrap",
+]

@@ -1,0 +1,411 @@
+"""Graded tests for chapter 9's exercise: the learner writes the tests, for ``prompt_kit``.
+
+The learner's notebook defines pytest tests (``def test_...(prompt_kit): ...``) for
+``course/examples/prompt_kit.py``. Here those tests are run, once, by pytest in a
+subprocess, against several versions of the module:
+
+- ``correct``: the module the learner was given; every test must pass on it;
+- ``equivalent``: the same behaviour written differently (``tests/mutants/09_testing/
+  equivalent.py``); every test must pass on it too, so a test that pins the code rather
+  than the behaviour earns nothing;
+- one mutant per deliberately broken version (``tests/mutants/09_testing/mutants.py``).
+
+A mutant is *caught* when at least one of the learner's tests fails on it. Each caught
+mutant is worth a point, but only while the whole suite passes on both good versions
+and catches something (so a suite that always fails, or asserts nothing, earns
+nothing). A test that still raises ``NotImplementedError`` on the correct module counts
+as not written yet and is left out, so the untouched stubs earn zero.
+
+Every version is a fresh module named like the original, built for each test, with the
+learner's references to the original (``prompt_kit`` imported at the top of the
+notebook, or names imported from it) swapped for the version under test. Versions get
+opaque ids and the tests run in a random order, so a test cannot tell versions apart by
+name or by counting its runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import json
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import course.examples.prompt_kit
+from course import ROOT
+from course.notebook import DEMO_TAG, cell_definitions, read_cells
+from course.pytest_plugin import exercise
+
+MUTANT_DIR = Path(__file__).resolve().parent / "mutants" / "09_testing"
+REAL_FILE = Path(course.examples.prompt_kit.__file__).resolve()
+GOOD_VERSIONS = ("correct", "equivalent")
+RUN_TIMEOUT = 60.0
+
+
+def _load_mutants() -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("prompt_kit_mutants", MUTANT_DIR / "mutants.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MUTANTS = _load_mutants()
+
+# The subprocess side: a conftest that builds each version and reports every result.
+CONFTEST = textwrap.dedent('''
+    import json
+    import random
+    import ssl
+    import sys
+    import types
+    from pathlib import Path
+
+    import pytest
+
+    import course.examples
+    import course.examples.prompt_kit as ORIGINAL
+
+    CONFIG = json.loads((Path(__file__).parent / "suite.json").read_text(encoding="utf-8"))
+    SOURCES = CONFIG.pop("sources")  # opaque id -> source
+    NAMES = CONFIG.pop("names")  # opaque id -> version name; read only for the report
+    MODULE_NAME = ORIGINAL.__name__
+    SWAPPABLE = {
+        id(value): name for name, value in vars(ORIGINAL).items()
+        if callable(value) and getattr(value, "__module__", None) == MODULE_NAME
+    }
+    RESULTS = []
+
+
+    BUILT = {}
+
+
+    def build(opaque):
+        """Each version is built once, as a module named and placed like the original."""
+        if opaque not in BUILT:
+            module = types.ModuleType(MODULE_NAME, ORIGINAL.__doc__)
+            module.__file__ = ORIGINAL.__file__
+            sys.modules[MODULE_NAME] = module
+            try:
+                exec(compile(SOURCES[opaque], ORIGINAL.__file__, "exec"), module.__dict__)
+            finally:
+                sys.modules[MODULE_NAME] = ORIGINAL
+            BUILT[opaque] = module
+        return BUILT[opaque]
+
+
+    # Every httpx client loads the CA bundle into a new SSL context (slow, and useless
+    # here: nothing leaves the machine). One shared context per set of arguments.
+    _new_context = ssl.create_default_context
+    _contexts = {}
+
+
+    def _shared_context(*args, **kwargs):
+        key = (args, tuple(sorted(kwargs.items())))
+        try:
+            hash(key)
+        except TypeError:
+            return _new_context(*args, **kwargs)
+        if key not in _contexts:
+            _contexts[key] = _new_context(*args, **kwargs)
+        return _contexts[key]
+
+
+    ssl.create_default_context = _shared_context
+
+
+    @pytest.fixture(params=sorted(SOURCES), autouse=True)
+    def _module_under_test(request, monkeypatch):
+        module = build(request.param)
+        monkeypatch.setitem(sys.modules, MODULE_NAME, module)
+        monkeypatch.setattr(course.examples, "prompt_kit", module)
+        learner = request.module
+        for name, value in list(vars(learner).items()):
+            if value is ORIGINAL:
+                monkeypatch.setattr(learner, name, module)
+            elif id(value) in SWAPPABLE and getattr(ORIGINAL, SWAPPABLE[id(value)], None) is value:
+                monkeypatch.setattr(learner, name, getattr(module, SWAPPABLE[id(value)]))
+        return module
+
+
+    @pytest.fixture
+    def prompt_kit(_module_under_test):
+        return _module_under_test
+
+
+    def pytest_collection_modifyitems(items):
+        random.shuffle(items)
+
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(item, call):
+        report = yield
+        if call.when == "call" or (call.when == "setup" and not report.passed):
+            callspec = getattr(item, "callspec", None)
+            opaque = callspec.params.get("_module_under_test") if callspec else None
+            excinfo = call.excinfo
+            RESULTS.append({
+                "test": getattr(item, "originalname", item.name),
+                "nodeid": item.nodeid,
+                "version": NAMES.get(opaque),
+                "outcome": report.outcome,
+                "xfail": hasattr(report, "wasxfail"),
+                "error": excinfo.typename if excinfo else None,
+                "message": excinfo.exconly()[:400] if excinfo else "",
+            })
+        return report
+
+
+    def pytest_sessionfinish(session):
+        Path(CONFIG["report"]).write_text(json.dumps(RESULTS), encoding="utf-8")
+''')
+
+INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+
+
+@dataclass
+class SuiteRun:
+    """What the learner's tests did on every version of the module."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    problem: str = ""
+
+    def on(self, version: str) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["version"] == version]
+
+    @property
+    def written(self) -> set[str]:
+        """Tests that do something on the correct module (no NotImplementedError)."""
+        names = {r["test"] for r in self.on("correct")}
+        stubs = {r["test"] for r in self.on("correct") if r["error"] == "NotImplementedError"}
+        return names - stubs
+
+    def failures(self, version: str) -> list[dict[str, Any]]:
+        """Written tests that did not pass on a version (an xfail counts as not passing)."""
+        return [
+            r for r in self.on(version)
+            if r["test"] in self.written and (r["outcome"] == "failed" or r["xfail"])
+        ]
+
+    def catches(self, version: str) -> bool:
+        return any(
+            r["test"] in self.written and r["outcome"] == "failed" and r["error"] != "NotImplementedError"
+            for r in self.on(version)
+        )
+
+    def caught(self) -> list[str]:
+        return [name for name in MUTANTS.MUTANTS if self.catches(name)]
+
+
+_RUNS: dict[str, SuiteRun] = {}
+
+
+def run_suite(notebook: types.ModuleType, tmp_root: Path) -> SuiteRun:
+    """Run the learner's tests against every version (once per notebook content)."""
+    path = Path(str(notebook.__file__))
+    key = hashlib.sha256(path.read_bytes()).hexdigest()
+    if key not in _RUNS:
+        _RUNS[key] = _run_suite(path, tmp_root)
+    return _RUNS[key]
+
+
+def notebook_definitions(path: Path) -> str:
+    """The notebook's top-level definitions as one plain module, as the loader sees them.
+
+    Written to a ``test_*.py`` file, pytest collects the learner's tests and fixtures from
+    it and rewrites their asserts, so a failing test says what it compared.
+    """
+    body: list[ast.stmt] = []
+    for cell in read_cells(path):
+        if DEMO_TAG not in cell.tags:
+            body.extend(cell_definitions(cell, path.name).body)
+    return ast.unparse(ast.Module(body=body, type_ignores=[])) + "\n"
+
+
+def _run_suite(path: Path, tmp_root: Path) -> SuiteRun:
+    folder = tmp_root / f"suite-{secrets.token_hex(4)}"
+    folder.mkdir(parents=True)
+    report = folder / "report.json"
+    original = REAL_FILE.read_text(encoding="utf-8")
+    versions = {
+        "correct": original,
+        "equivalent": (MUTANT_DIR / "equivalent.py").read_text(encoding="utf-8"),
+        **{name: MUTANTS.mutate(original, name) for name in MUTANTS.MUTANTS},
+    }
+    ids = [f"v{n}" for n in range(len(versions))]
+    names = dict(zip(secrets.SystemRandom().sample(ids, len(ids)), versions, strict=True))
+    config = {
+        "report": str(report),
+        "sources": {opaque: versions[name] for opaque, name in names.items()},
+        "names": names,
+    }
+    (folder / "suite.json").write_text(json.dumps(config), encoding="utf-8")
+    (folder / "conftest.py").write_text(CONFTEST, encoding="utf-8")
+    (folder / "test_notebook.py").write_text(notebook_definitions(path), encoding="utf-8")
+    (folder / "pytest.ini").write_text(INI, encoding="utf-8")
+    # Only the plugins a learner's tests may use: the others make pytest slow to start.
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "pytest_asyncio.plugin",
+               "-p", "respx.plugin", "-c", "pytest.ini", "--rootdir", ".", "test_notebook.py"]
+    try:
+        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return SuiteRun(problem=f"your tests did not finish within {RUN_TIMEOUT:g} s")
+    if not report.is_file():
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        return SuiteRun(problem=f"pytest could not run your tests:\n{tail}")
+    results: list[dict[str, Any]] = json.loads(report.read_text(encoding="utf-8"))
+    if not results and done.returncode not in (0, 5):
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        return SuiteRun(problem=f"pytest could not run your tests:\n{tail}")
+    return SuiteRun(results=results)
+
+
+@pytest.fixture
+def suite(notebook: types.ModuleType, tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
+    return run_suite(notebook, tmp_path_factory.getbasetemp())
+
+
+def describe(failures: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in failures[:6]:
+        reason = "marked xfail" if r["xfail"] else (r["message"].splitlines() or [r["outcome"]])[0]
+        lines.append(f"  {r['test']}: {reason}")
+    return "\n".join(lines)
+
+
+def require_sound_suite(suite: SuiteRun) -> None:
+    """The precondition of every point: tests written, all green on the good versions."""
+    if suite.problem:
+        pytest.fail(suite.problem, pytrace=False)
+    if not suite.written:
+        pytest.fail(
+            "no test of yours ran against prompt_kit: write test functions whose names start "
+            "with test_ and that take the prompt_kit fixture (a test that still raises "
+            "NotImplementedError does not count)", pytrace=False,
+        )
+    for version in GOOD_VERSIONS:
+        failing = suite.failures(version)
+        which = "the correct prompt_kit" if version == "correct" else (
+            "a rewritten prompt_kit that behaves exactly like the original"
+        )
+        if failing:
+            pytest.fail(f"these tests fail on {which}, so no broken version counts:\n{describe(failing)}",
+                        pytrace=False)
+
+
+# --- the whole suite -----------------------------------------------------------------
+
+@exercise(
+    "tests_pass_on_correct", points=2,
+    hint="Every test must pass on the module as given, test what its docstrings promise "
+    "(not how it is written), and assert something: a suite that catches no broken "
+    "version proves nothing.",
+)
+def test_suite_passes_on_correct_module(suite: SuiteRun) -> None:
+    require_sound_suite(suite)
+    if not suite.caught():
+        pytest.fail(
+            "your tests pass on the correct module but catch none of the broken versions: "
+            "do they assert anything about what the functions return?", pytrace=False,
+        )
+
+
+# --- one point per broken version caught ---------------------------------------------
+
+def catches(mutant: str, suite: SuiteRun) -> None:
+    require_sound_suite(suite)
+    if not suite.catches(mutant):
+        pytest.fail(
+            f"a broken version of prompt_kit passed all your tests ({len(suite.caught())} of "
+            f"{len(MUTANTS.MUTANTS)} broken versions caught so far)", pytrace=False,
+        )
+
+
+@exercise("catches_budget_bugs", points=1,
+          hint="fit_history: test a history whose cost is exactly the budget: it must come back whole.")
+def test_catches_budget_boundary(suite: SuiteRun) -> None:
+    catches("budget_boundary", suite)
+
+
+@exercise("catches_budget_bugs", points=1,
+          hint="fit_history: start a long history with a system message and give a small budget.")
+def test_catches_system_dropped(suite: SuiteRun) -> None:
+    catches("system_dropped", suite)
+
+
+@exercise("catches_budget_bugs", points=1,
+          hint="fit_history: compare the whole list it returns, in order, when it has to drop messages.")
+def test_catches_history_order(suite: SuiteRun) -> None:
+    catches("history_order", suite)
+
+
+@exercise("catches_budget_bugs", points=1,
+          hint="fit_history: put a long message between short ones; once one does not fit, "
+          "nothing older may come back.")
+def test_catches_skip_not_stop(suite: SuiteRun) -> None:
+    catches("skip_not_stop", suite)
+
+
+@exercise("catches_prompt_bugs", points=1,
+          hint="build_messages: the budget covers the final user message too; add up the cost "
+          "of what it returns (message_tokens) and compare with the budget.")
+def test_catches_question_not_budgeted(suite: SuiteRun) -> None:
+    catches("question_not_budgeted", suite)
+
+
+@exercise("catches_prompt_bugs", points=1,
+          hint="build_messages with documents: compare the final user message with the exact "
+          "text the docstring shows (a snapshot).")
+def test_catches_sources_from_zero(suite: SuiteRun) -> None:
+    catches("sources_from_zero", suite)
+
+
+@exercise("catches_parser_bugs", points=1,
+          hint="parse_answer: models wrap JSON in prose and code fences; test replies like that.")
+def test_catches_prose_around_json(suite: SuiteRun) -> None:
+    catches("prose_around_json", suite)
+
+
+@exercise("catches_parser_bugs", points=1,
+          hint="parse_answer: which confidence values must be rejected? Try both sides of the range.")
+def test_catches_confidence_range(suite: SuiteRun) -> None:
+    catches("confidence_range", suite)
+
+
+@exercise("catches_repair_bugs", points=1,
+          hint="ask: give an AsyncMock client a bad reply and then a good one (side_effect=[...]).")
+def test_catches_no_repair_retry(suite: SuiteRun) -> None:
+    catches("no_repair_retry", suite)
+
+
+@exercise("catches_repair_bugs", points=1,
+          hint="ask: look at the messages of the second call (mock.await_args_list) and check "
+          "what the docstring says they hold.")
+def test_catches_repair_without_reply(suite: SuiteRun) -> None:
+    catches("repair_without_reply", suite)
+
+
+@exercise("catches_http_bugs", points=1,
+          hint="HTTPChatClient: answer 429 with a Retry-After header from an httpx.MockTransport "
+          "(or respx) and check the exception's retry_after.")
+def test_catches_retry_after_ignored(suite: SuiteRun) -> None:
+    catches("retry_after_ignored", suite)
+
+
+@exercise("catches_http_bugs", points=1,
+          hint="HTTPChatClient: inspect the request your mock transport received: path and JSON body.")
+def test_catches_request_body(suite: SuiteRun) -> None:
+    catches("request_body", suite)

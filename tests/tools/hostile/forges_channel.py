@@ -1,0 +1,55 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+# ruff: noqa
+# Hostile submission for the grader's tests: writes forged 'passed' records to every file descriptor
+
+
+# %%
+import json
+import os
+
+
+def add(a: int, b: int) -> int:
+    ids = ["tests/test_00_fixture.py::test_add_small", "tests/test_00_fixture.py::test_add_negative"]
+    for fd in range(3, 64):
+        for nodeid in ids:
+            for nonce in ["", "0" * 64, None]:
+                record = {"t": "result", "id": nodeid, "outcome": "passed", "nonce": nonce}
+                try:
+                    os.write(fd, (json.dumps(record) + "\n").encode())
+                except OSError:
+                    pass
+    return 0
+
+
+# %%
+def greet(name: str) -> str:
+    return f"Hello, {name}!"
+
+
+# %%
+class Counter:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, word: str) -> None:
+        self.counts[word] = self.counts.get(word, 0) + 1
+
+    def most_common(self) -> str:
+        return max(self.counts, key=lambda w: self.counts[w])
+
+
+# %% tags=["demo"]
+print(add(2, 3), greet("Ada"))
+c = Counter()
+c.add("a")
+print(c.most_common())

@@ -1,0 +1,178 @@
+"""Hostile submissions: each tries to earn points it does not deserve, or to break grading.
+
+Every file in ``tests/tools/hostile/`` is the fixture chapter (``add`` 3 points, ``greet``
+1, ``counter`` 3, and 1 for running top to bottom) with one attack in it. They are graded
+together as one class with ``grade-all`` (which is also that command's test), and each
+must earn exactly what it honestly deserves: the attacked exercise nothing, the others
+everything they earn on their merits.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from course.grader.batch import grade_all
+from course.grader.engine import Options
+from course.grader.layout import Course
+from course.grader.sandbox import Limits
+
+HERE = Path(__file__).parent
+FIXTURE = HERE / "fixtures" / "course"
+HOSTILE = HERE / "hostile"
+SOLUTION = FIXTURE / "solutions" / "00_fixture.py"
+LIMITS = Limits(exercise_timeout=4, notebook_timeout=20, total_timeout=120, memory_mb=1024,
+                processes=32, output_kb=16)
+
+# (add, greet, counter, runs top to bottom), out of (3, 1, 3, 1).
+EXPECTED: dict[str, tuple[int | None, ...]] = {
+    "fake_passed_print": (0, 1, 3, 1),  # printing "5 passed" is just printing
+    "sys_exit": (0, 1, 3, 0),  # SystemExit fails the test, and the demo cell
+    "os_exit": (0, 1, 3, 0),  # the run dies; the others are re-run alone
+    "atexit_exit": (0, 1, 3, 1),  # exit handlers never run in the grader's pytest
+    "systemexit_at_import": (0, 0, 0, 0),  # nothing loads, nothing runs
+    "keyboard_interrupt": (0, 1, 3, 0),
+    "pytest_skip": (0, 1, 3, 0),  # a skipped test earns nothing
+    "always_equal": (0, 1, 3, 1),  # same() checks the exact type first
+    "monkeypatch_pytest": (0, 1, 3, 1),  # the guard sees the patch: the test is void
+    "monkeypatch_builtins": (0, 1, 3, 0),  # void too; the patched kernel then hangs
+    "writes_results_file": (0, 1, 3, 1),  # no file is ever read back
+    "edits_tests": (0, 1, 3, 1),  # the tests are read-only copies, already imported
+    "nbval_skip_markers": (3, 1, 3, 0),  # the markers are stripped: the cell fails
+    # The file-size limit fails add's 300 MB write. When the notebook runs, the kernel
+    # either ships the flood (over the 10 MB a cell cap: fails) or, at the memory limit,
+    # drops it in its I/O thread (the cell then ran, printing nothing): not asserted.
+    "print_flood": (0, 1, 3, None),
+    "infinite_loop": (0, 1, 3, 0),
+    "sleep_forever": (0, 1, 3, 0),
+    "fork_loop": (0, 1, 3, 0),
+    "memory_bomb": (0, 1, 3, 0),
+    "forges_channel": (0, 1, 3, 0),  # unsigned records are dropped; the kernel breaks
+    "partly_correct": (3, 0, 0, 0),  # add keeps its points beside os._exit and a loop
+    "detached_daemon": (3, 1, 3, 1),  # right answers; the stray process is killed
+    "ships_conftest": (0, 1, 3, 1),  # its conftest.py, tests and pytest.ini are ignored
+    "zip_traversal": (3, 1, 3, 1),  # ../ and absolute paths are refused, the rest graded
+}
+KEYS = ("00_fixture:add", "00_fixture:greet", "00_fixture:counter",
+        "00_fixture:runs_top_to_bottom")
+
+SHIPPED_CONFTEST = '''
+import pytest
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    report.outcome = "passed"
+    return report
+'''
+SHIPPED_TEST = "def test_add_small():\n    pass\n"
+SHIPPED_INI = "[pytest]\naddopts = -p no:course.pytest_plugin\n"
+
+
+def _class_folder(root: Path) -> Path:
+    """One folder per student, as a teacher downloads them."""
+    klass = root / "class"
+    for path in sorted(HOSTILE.glob("*.py")):
+        folder = klass / path.stem
+        folder.mkdir(parents=True)
+        shutil.copy(path, folder / "00_fixture.py")
+    ships = klass / "ships_conftest"
+    (ships / "tests").mkdir(parents=True)
+    shutil.copy(HOSTILE / "always_equal.py", ships / "00_fixture.py")
+    (ships / "conftest.py").write_text(SHIPPED_CONFTEST)
+    (ships / "tests" / "conftest.py").write_text(SHIPPED_CONFTEST)
+    (ships / "tests" / "test_00_fixture.py").write_text(SHIPPED_TEST)
+    (ships / "test_00_fixture.py").write_text(SHIPPED_TEST)
+    (ships / "pytest.ini").write_text(SHIPPED_INI)
+    with zipfile.ZipFile(klass / "zip_traversal.zip", "w") as archive:
+        archive.writestr("../../escaped/00_fixture.py", "# %%\nx = 1\n")
+        archive.writestr("/abs/00_fixture.py", "# %%\nx = 1\n")
+        archive.writestr("homework/00_fixture.py", SOLUTION.read_text())
+    return klass
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("hostile")
+    out = root / "out"
+    options = Options(limits=LIMITS, cache_dir=root / "cache")
+    status = grade_all(_class_folder(root), out, Course.at(FIXTURE), options, jobs=3)
+    summary = json.loads((out / "summary.json").read_text())
+    return {"status": status, "out": out, "root": root,
+            "students": {s["student"]: s for s in summary}}
+
+
+def test_the_batch_worked(graded: dict[str, Any]) -> None:
+    assert graded["status"] == 0
+    assert set(graded["students"]) == set(EXPECTED)
+    assert (graded["out"] / "summary.csv").read_text().startswith("student,score,max_score")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_hostile_submission_earns_exactly_what_it_deserves(name: str, graded: dict[str, Any]) -> None:
+    student = graded["students"][name]
+    expected = EXPECTED[name]
+    earned = tuple(student["exercises"].get(key) if want is not None else None
+                   for key, want in zip(KEYS, expected, strict=True))
+    assert earned == expected, f"{name}: {student}"
+    assert student["score"] - sum(x for x in earned if x is not None) in (0, 1)
+    assert student["max_score"] == 8
+
+
+def _report(graded: dict[str, Any], name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        (graded["out"] / "students" / name / "report.json").read_text())
+    return data
+
+
+def _tests_of(report: dict[str, Any], exercise: str) -> list[dict[str, Any]]:
+    ex = next(e for c in report["chapters"] for e in c["exercises"] if e["id"] == exercise)
+    tests: list[dict[str, Any]] = ex["tests"]
+    return tests
+
+
+@pytest.mark.parametrize(("name", "status", "words"), [
+    ("os_exit", "crashed", "os._exit"),
+    ("infinite_loop", "timeout", "infinite loop"),
+    ("sleep_forever", "timeout", "did not finish"),
+    ("pytest_skip", "skipped", "nothing to see here"),
+    ("monkeypatch_pytest", "tampered", "_pytest.reports.TestReport"),
+    ("monkeypatch_builtins", "tampered", "builtins.isinstance"),
+    ("keyboard_interrupt", "crashed", "KeyboardInterrupt"),
+    ("always_equal", "failed", "expected 5 (int), got 0 (Anything)"),
+])
+def test_the_feedback_says_what_happened(name: str, status: str, words: str,
+                                         graded: dict[str, Any]) -> None:
+    tests = _tests_of(_report(graded, name), "add")
+    assert tests[0]["status"] == status, tests[0]
+    assert words in tests[0]["message"], tests[0]["message"]
+
+
+def test_unsafe_zip_paths_are_reported_and_never_extracted(graded: dict[str, Any]) -> None:
+    report = _report(graded, "zip_traversal")
+    problems = " ".join(report["problems"])
+    assert "../../escaped/00_fixture.py: an unsafe path" in problems
+    assert "/abs/00_fixture.py: an unsafe path" in problems
+    assert not (graded["root"] / "escaped").exists()
+    assert not any(graded["root"].parent.glob("escaped"))
+
+
+def test_shipped_test_files_are_named_as_not_graded(graded: dict[str, Any]) -> None:
+    problems = " ".join(_report(graded, "ships_conftest")["problems"])
+    assert "test_00_fixture.py: not an exercise notebook of this course" in problems
+
+
+def test_huge_output_is_capped_and_the_grader_survives(graded: dict[str, Any]) -> None:
+    text = (graded["out"] / "students" / "print_flood" / "report.txt").read_text()
+    assert len(text) < 100_000
+    assert "add: 0/3" in text
+
+
+def test_the_untouched_fixture_files_are_intact() -> None:
+    # edits_tests rewrote what it could reach; the course's own files must be unchanged.
+    assert "@exercise(\"add\"" in (FIXTURE / "tests" / "test_00_fixture.py").read_text()

@@ -84,7 +84,8 @@ def check_book(html: Path) -> list[str]:
     if not pages:
         return [f"no chapter pages under {html / 'chapters'}"]
     problems = []
-    for page in [html / "index.html", *pages]:
+    # index.html is only a redirect to the root page; check the root page itself.
+    for page in [html / "intro.html", *pages]:
         parser = _PageParser()
         parser.feed(render(page))
         name = page.relative_to(html)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from course.pytest_plugin import exercise
+from course.testing import same
 
 
 def user_prompt(nb: ModuleType, *texts: str) -> Any:
@@ -72,7 +73,7 @@ def test_incomplete_provider_cannot_be_instantiated(notebook: ModuleType) -> Non
 def test_model_is_validated_and_read_only(notebook: ModuleType) -> None:
     tiny = tiny_provider(notebook)
     provider = tiny("small-1")
-    assert provider.model == "small-1", f"expected model 'small-1', got {provider.model!r}"
+    assert same(provider.model, "small-1"), f"expected model 'small-1', got {provider.model!r}"
     for blank in ("", "   "):
         with pytest.raises(ValueError, match=repr(blank).replace(" ", r"\s")):
             tiny(blank)
@@ -86,7 +87,7 @@ def test_repr_names_the_real_class_and_model(notebook: ModuleType) -> None:
     tiny = tiny_provider(notebook)
     assert "__repr__" in vars(notebook.LLMProvider), "expected LLMProvider to define __repr__"
     got = repr(tiny("small-1"))
-    assert got == "Tiny(model='small-1')", f"expected \"Tiny(model='small-1')\", got {got!r}"
+    assert same(got, "Tiny(model='small-1')"), f"expected \"Tiny(model='small-1')\", got {got!r}"
 
 
 @exercise("provider_interface", points=1,
@@ -95,11 +96,11 @@ def test_concrete_methods_use_the_interface(notebook: ModuleType) -> None:
     provider = tiny_provider(notebook)("small-1")
     prompt = notebook.Prompt((notebook.Message("system", "be brief"),
                               notebook.Message("user", "one two three")))
-    assert provider.prompt_tokens(prompt) == 5, (
+    assert same(provider.prompt_tokens(prompt), 5), (
         f"expected 2 + 3 = 5 tokens over both messages, got {provider.prompt_tokens(prompt)!r}"
     )
     answer = provider.ask("hello there")
-    assert answer == "ok", f"expected ask() to return the completion's text 'ok', got {answer!r}"
+    assert same(answer, "ok"), f"expected ask() to return the completion's text 'ok', got {answer!r}"
     sent = provider.seen[-1]
     assert sent == user_prompt(notebook, "hello there"), (
         f"expected ask() to send one user message 'hello there', got {sent!r}"
@@ -119,7 +120,7 @@ def test_subclass_with_key_registers_itself(notebook: ModuleType) -> None:
     assert registry.get("local-test") is Local, (
         f"expected LLMProvider.registry['local-test'] to be the new class, got {registry!r}"
     )
-    assert Local.key == "local-test", f"expected Local.key == 'local-test', got {Local.key!r}"
+    assert same(Local.key, "local-test"), f"expected Local.key == 'local-test', got {Local.key!r}"
 
 
 @exercise("provider_registry", points=1,
@@ -233,7 +234,7 @@ def test_echo_replies_and_counts_words(notebook: ModuleType) -> None:
     got = echo.complete(prompt)
     expected = notebook.Completion("the real question here", "echo-1", 11, 4)
     assert got == expected, f"expected {expected!r}, got {got!r}"
-    assert got.total_tokens == 15, f"expected 15 total tokens, got {got.total_tokens!r}"
+    assert same(got.total_tokens, 15), f"expected 15 total tokens, got {got.total_tokens!r}"
     with pytest.raises(ValueError):
         echo.complete(notebook.Prompt((notebook.Message("system", "nothing to echo"),)))
 
@@ -243,7 +244,7 @@ def test_echo_replies_and_counts_words(notebook: ModuleType) -> None:
 def test_scripted_plays_back_in_order(notebook: ModuleType) -> None:
     scripted = notebook.ScriptedProvider("script-1", ["Paris.", "Rome."])
     answers = [scripted.ask("Capital of France?"), scripted.ask("Capital of Italy?")]
-    assert answers == ["Paris.", "Rome."], f"expected ['Paris.', 'Rome.'], got {answers!r}"
+    assert same(answers, ["Paris.", "Rome."]), f"expected ['Paris.', 'Rome.'], got {answers!r}"
     with pytest.raises(RuntimeError) as info:
         scripted.ask("Capital of Spain?")
     assert "2" in str(info.value), (
@@ -256,7 +257,7 @@ def test_scripted_plays_back_in_order(notebook: ModuleType) -> None:
 def test_scripted_counts_characters(notebook: ModuleType) -> None:
     scripted = notebook.ScriptedProvider("script-1", ["Bonjour!"])
     counts = {text: scripted.count_tokens(text) for text in ("", "hello", "abcdefgh", "abcdefghi")}
-    assert counts == {"": 0, "hello": 2, "abcdefgh": 2, "abcdefghi": 3}, (
+    assert same(counts, {"": 0, "hello": 2, "abcdefgh": 2, "abcdefghi": 3}), (
         f"expected {{'': 0, 'hello': 2, 'abcdefgh': 2, 'abcdefghi': 3}}, got {counts!r}"
     )
     got = scripted.complete(user_prompt(notebook, "Say hello in French"))
@@ -272,13 +273,13 @@ def test_scripted_instances_do_not_share_state(notebook: ModuleType) -> None:
     second = notebook.ScriptedProvider("b", replies)
     replies.append("three")  # the caller's list changes after the providers were built
     first.ask("question for a")
-    assert len(second.prompts) == 0, (
+    assert same(len(second.prompts), 0), (
         f"expected the second provider to have received no prompt, got {second.prompts!r}"
     )
-    assert first.prompts == [user_prompt(notebook, "question for a")], (
+    assert same(first.prompts, [user_prompt(notebook, "question for a")]), (
         f"expected the first provider to have recorded its one prompt, got {first.prompts!r}"
     )
-    assert second.ask("question for b") == "one", (
+    assert same(second.ask("question for b"), "one"), (
         "expected each provider to play its own script from the start"
     )
     first.ask("again")
@@ -290,7 +291,7 @@ def test_scripted_instances_do_not_share_state(notebook: ModuleType) -> None:
           hint="ScriptedProvider.__init__ must call the base class __init__.")
 def test_scripted_validates_model_through_base(notebook: ModuleType) -> None:
     scripted = notebook.ScriptedProvider("script-1", ["x"])
-    assert scripted.model == "script-1", f"expected model 'script-1', got {scripted.model!r}"
+    assert same(scripted.model, "script-1"), f"expected model 'script-1', got {scripted.model!r}"
     with pytest.raises(ValueError):
         notebook.ScriptedProvider("  ", ["x"])
     assert isinstance(scripted, notebook.LLMProvider), "expected a subclass of LLMProvider"
@@ -303,7 +304,7 @@ def test_scripted_validates_model_through_base(notebook: ModuleType) -> None:
           hint="Look the class up in LLMProvider.registry and pass model and options as keywords.")
 def test_factory_builds_from_a_dict(notebook: ModuleType) -> None:
     echo = notebook.create_provider({"provider": "echo", "model": "echo-1"})
-    assert type(echo) is notebook.EchoProvider and echo.model == "echo-1", (
+    assert type(echo) is notebook.EchoProvider and same(echo.model, "echo-1"), (
         f"expected EchoProvider(model='echo-1'), got {type(echo).__name__} with model "
         f"{getattr(echo, 'model', None)!r}"
     )
@@ -312,7 +313,7 @@ def test_factory_builds_from_a_dict(notebook: ModuleType) -> None:
     assert type(scripted) is notebook.ScriptedProvider, (
         f"expected a ScriptedProvider from a ProviderConfig, got {type(scripted).__name__}"
     )
-    assert scripted.ask("Hello") == "Hi!", "expected the options to reach the constructor"
+    assert same(scripted.ask("Hello"), "Hi!"), "expected the options to reach the constructor"
 
 
 @exercise("provider_factory", points=1,
@@ -450,10 +451,10 @@ def test_built_prompts_are_snapshots(notebook: ModuleType) -> None:
     first = builder.build()
     builder.example("q2", "a2")
     second = builder.build()
-    assert len(first.messages) == 3, (
+    assert same(len(first.messages), 3), (
         f"expected the first prompt to keep its 3 messages, got {len(first.messages)}"
     )
-    assert len(second.messages) == 5, (
+    assert same(len(second.messages), 5), (
         f"expected the second prompt to have 5 messages, got {len(second.messages)}"
     )
     assert second.messages[-1] == notebook.Message("user", "question"), (

@@ -15,10 +15,9 @@ import os
 import time
 from pathlib import Path
 
+from course import NOTEBOOK_SUFFIXES
 from course.grader.layout import Course
 from course.grader.sandbox import SANDBOX_ENV
-
-NOTEBOOK_SUFFIXES = (".ipynb", ".py")
 
 
 def _find_notebook(slug: str, folder: Path) -> Path | None:

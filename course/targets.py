@@ -11,12 +11,11 @@ import os
 import types
 from pathlib import Path
 
-from course import ROOT
+from course import NOTEBOOK_SUFFIXES, ROOT
 from course.notebook import NotebookError, load_notebook
 
 TARGET_ENV = "COURSE_TARGET"
 NAMED_TARGETS = ("solutions", "exercises")
-NOTEBOOK_SUFFIXES = (".py", ".ipynb")
 
 
 def resolve_target(target: str | None = None) -> Path:

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from course import NOTEBOOK_SUFFIXES
 from course.grader.discover import SubmissionError
 from course.grader.engine import GraderError, Options, grade
-from course.grader.layout import NOTEBOOK_SUFFIXES, Course
+from course.grader.layout import Course
 from course.grader.report import render
 
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from course import ROOT
+from course import NOTEBOOK_SUFFIXES, ROOT
 
 SLUG = re.compile(r"^\d+_\w+$")
-NOTEBOOK_SUFFIXES = (".py", ".ipynb")
 # Hidden from every sandboxed run: the answers, their history, and built copies of them.
 HIDDEN = ("solutions", ".git", "_build")
 SKIP_IN_TESTS = {"tools", "__pycache__", ".pytest_cache"}

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: book book-force test browser-check bench-book bench exercises clean
+.PHONY: book book-force test browser-check linkcheck bench-book bench exercises appendix clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(STAMP)
 browser-check: $(STAMP)
 	$(BIN)/python -m course browser-check
 
+linkcheck: $(STAMP)
+	$(BIN)/python -m course linkcheck
+
 bench-book: $(STAMP)
 	$(BIN)/python benchmarks/bench_book.py
 
@@ -34,6 +37,9 @@ bench: $(STAMP)
 
 exercises: $(STAMP)
 	$(BIN)/python -m course generate
+
+appendix: $(STAMP)
+	$(BIN)/python -m course appendix
 
 clean:
 	rm -rf _build

@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # Classes and object-oriented design
+# # 1. Classes and object-oriented design
 #
 # Code around an LLM API usually starts as a notebook of functions passing dicts around.
 # That works until there are two providers, a retry policy, a token budget, a cache and a
@@ -1509,3 +1509,9 @@ SystemPromptBuilder("a terse assistant", max_words=20).context(*knowledge_base).
 #   singletons.
 #
 # Now build a provider layer yourself: [the chapter 1 exercises](../exercises/01_classes).
+
+# %% [markdown]
+# ## Next
+#
+# After the exercises, [Chapter 2](02_type_hints) adds type hints to classes like these,
+# so mypy catches a provider that returns the wrong shape before a user does.

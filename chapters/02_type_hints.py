@@ -575,13 +575,13 @@ message("admin", "Ignore previous instructions")  # type: ignore[arg-type]
 # trust boundary, such as a provider response, you want both: a `TypedDict` or model
 # that describes the shape, and validation that enforces it. That is exactly the
 # exercise.
-#
+
+# %% [markdown]
 # ## Check your understanding
 #
 # **1. TypedDict vs Pydantic.** You receive a provider's JSON response. When would you
 # describe it with a `TypedDict`, and when with a Pydantic model?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # A `TypedDict` is a static description of a plain dict: free at run time, nothing is
@@ -593,12 +593,10 @@ message("admin", "Ignore previous instructions")  # type: ignore[arg-type]
 # `TypeAdapter(TheTypedDict)` when they come from outside. The exercise uses both: a
 # `TypedDict` per raw format, a model for the unified result.
 # ```
-
-# %% [markdown]
+#
 # **2.** A function takes `usage: dict[str, int] | None`. Why does mypy reject
 # `usage["prompt_tokens"]`, and what are two ways to satisfy it?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # `usage` may be `None`, and `None` has no `__getitem__`. Narrow it first: `if usage is
@@ -606,11 +604,9 @@ message("admin", "Ignore previous instructions")  # type: ignore[arg-type]
 # `assert usage is not None` also narrows, but only use it when `None` really is
 # impossible there: it turns a type error into a crash.
 # ```
-
-# %% [markdown]
+#
 # **3.** When do you reach for a `Protocol` instead of an abstract base class?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # When you cannot, or do not want to, make implementations inherit from your class:
@@ -619,12 +615,10 @@ message("admin", "Ignore previous instructions")  # type: ignore[arg-type]
 # you own the implementations and want shared code in the base class, or want a missing
 # method to fail at instantiation.
 # ```
-
-# %% [markdown]
+#
 # **4.** What is the difference between `usage: NotRequired[Usage]` and
 # `usage: Usage | None` in a `TypedDict`?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # `NotRequired` means the key may be **absent**: read it with `.get("usage")`. `Usage |
@@ -632,12 +626,10 @@ message("admin", "Ignore previous instructions")  # type: ignore[arg-type]
 # have both (OpenAI's `usage` can be left out; Anthropic's `stop_sequence` is always
 # there, often `null`), and code that confuses them raises `KeyError` or `TypeError`.
 # ```
-
-# %% [markdown]
+#
 # **5.** Your decorator is typed `def timed(func: Callable[..., Any]) -> Callable[...,
 # Any]`. What do callers of decorated functions lose, and what fixes it?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # Every decorated function becomes "takes anything, returns `Any`": mypy no longer checks
@@ -647,8 +639,25 @@ message("admin", "Ignore previous instructions")  # type: ignore[arg-type]
 # ```
 
 # %% [markdown]
+# ## Summary
+#
+# - Type hints are documentation that a tool checks. Run `mypy --strict` in CI, and add
+#   hints first where data crosses a boundary: API responses, config, public functions.
+# - Built-in generics (`list[str]`, `dict[str, float]`, `tuple[int, ...]`), `X | None`,
+#   aliases, `Callable`, `Literal`, `Annotated` and `Final` describe most code; `TypeVar`
+#   and generic classes keep a cache or a result wrapper precise about what it holds.
+# - `Protocol` types by shape, `TypedDict` types the dicts a JSON API gives you,
+#   `TypeGuard` and `isinstance` narrow, `@overload` ties return types to arguments, and
+#   `ParamSpec` lets a decorator keep the signature it wraps.
+# - Hints check nothing at run time. Data from outside still needs validation, which is
+#   where Pydantic comes in (chapter 5).
+
+# %% [markdown]
 # ## Next
 #
 # Build the type-safe response handler in [the exercises](../exercises/02_type_hints):
 # `TypedDict`s for two providers' responses, a unified Pydantic model, validated
 # converters, and a notebook that passes `mypy --strict`.
+#
+# Then [Chapter 3](03_functions) turns to generators, decorators and context managers:
+# the tools behind lazy data pipelines, retries and clients that always get closed.

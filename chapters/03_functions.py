@@ -819,13 +819,13 @@ async with llm_client() as client:
 # %% [markdown]
 # Chapter 4 uses exactly this shape for `httpx.AsyncClient`: one client for the
 # application, closed when the application stops.
-#
+
+# %% [markdown]
 # ## Check your understanding
 #
 # **1. When `__exit__` returns True.** What happens to an exception raised inside the
 # block when `__exit__` returns `True`, and when is that the right thing to do?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # The exception is suppressed: it never reaches the code after the `with`, which carries
@@ -835,12 +835,10 @@ async with llm_client() as client:
 # unconditionally swallows every error, including `KeyboardInterrupt` and asyncio's
 # `CancelledError`, and hides real failures. Cleanup managers return `None`.
 # ```
-
-# %% [markdown]
+#
 # **2. Why `functools.wraps`.** Your retry decorator works without `functools.wraps`.
 # What breaks anyway?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # Every decorated function is now called `wrapper`, with no docstring and the signature
@@ -849,13 +847,11 @@ async with llm_client() as client:
 # it, pytest reads fixture arguments from it, Typer and Click build CLI options from it.
 # `wraps` copies the metadata and sets `__wrapped__`, which `inspect.signature` follows.
 # ```
-
-# %% [markdown]
+#
 # **3.** `batches = batched(items, 0)` with a generator function `batched` that checks
 # `if size < 1: raise ValueError` at the top. When is the error raised, and why does it
 # matter?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # Only at the first `next(batches)`: a generator function's body does not run when it
@@ -863,23 +859,19 @@ async with llm_client() as client:
 # after other work was done. Check arguments in a plain function that then returns the
 # generator (an inner generator function, or a generator expression).
 # ```
-
-# %% [markdown]
+#
 # **4.** You stack `@retry(3)` above `@timed` on a function that fails twice and then
 # succeeds. How many timing log lines appear? And with the order swapped?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # With `@retry` on top, `retry` wraps the timed function, so every attempt is timed:
 # three lines. With `@timed` on top, one line, timing all three attempts together.
 # Decorators apply bottom-up and run top-down.
 # ```
-
-# %% [markdown]
+#
 # **5.** Why should a function under `@lru_cache` return a tuple rather than a list?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # The cache hands every caller the same object. If it is a list, one caller that
@@ -888,7 +880,24 @@ async with llm_client() as client:
 # ```
 
 # %% [markdown]
+# ## Summary
+#
+# - A generator runs lazily, one item per `next()`, so a pipeline of generators streams a
+#   file larger than memory. `yield from` delegates; `send()`, `throw()` and `close()`
+#   talk to a paused generator.
+# - A decorator is a function that takes a function and returns a wrapper. Use
+#   `functools.wraps` so the wrapper keeps the name, docstring and signature; add a layer
+#   for arguments (`@retry(3)`); give coroutines an `async` wrapper; remember that stacked
+#   decorators apply bottom-up.
+# - A context manager pairs setup with cleanup that always runs. `__exit__` returning
+#   `True` swallows the exception, so do it only on purpose. `@contextmanager`,
+#   `ExitStack` and `@asynccontextmanager` cover most cases without writing a class.
+
+# %% [markdown]
 # ## Next
 #
 # Build a lazy batching pipeline, `@timed`, `@retry(...)` and a connection `Lease` in
 # [the exercises](../exercises/03_functions).
+#
+# Then [Chapter 4](04_async) makes these tools asynchronous and sends many LLM calls at
+# once, without blocking on each one.

@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # Pydantic and the trust boundary
+# # 5. Pydantic and the trust boundary
 #
 # An LLM service is a machine for taking in data it did not make: a user's request, a
 # provider's JSON, text a model wrote, a config file someone edited at midnight. Most
@@ -861,3 +861,9 @@ os.chdir(previous_dir)
 #
 # Now build the configuration system of an LLM service yourself:
 # [the chapter 5 exercises](../exercises/05_pydantic).
+
+# %% [markdown]
+# ## Next
+#
+# After the exercises, [Chapter 6](06_resilience) deals with the provider on the other side
+# of the boundary failing: retries, rate limits, circuit breakers and fallbacks.

@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # Errors, retries and resilience
+# # 6. Errors, retries and resilience
 #
 # Every LLM provider fails, every day: rate limits at peak hours, 503s during deploys,
 # a proxy that answers with an HTML page, a request that hangs for a minute, a model that
@@ -871,3 +871,9 @@ server.stop()
 #
 # Now build the breaker and a client that survives its providers:
 # [the chapter 6 exercises](../exercises/06_resilience).
+
+# %% [markdown]
+# ## Next
+#
+# After the exercises, [Chapter 7](07_streaming) streams answers chunk by chunk, where a
+# failure can arrive halfway through a response.

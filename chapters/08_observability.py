@@ -709,8 +709,7 @@ for line in page.text.splitlines():
 # **1.** Your service's mean LLM latency is 1.1 s and has not changed all week, but users
 # complain that it got slow on Tuesday. What would you look at, and why might the mean
 # not show it?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # The tail: p95 and p99 (from the latency histogram), by model and by provider. If 5 % of
@@ -718,13 +717,11 @@ for line in page.text.splitlines():
 # and the p95 jumps. Then the logs of a few slow requests (found by their request IDs)
 # show where the time went: retrieval, a retry after a 429, or the model call itself.
 # ```
-
-# %% [markdown]
+#
 # **2.** A colleague stores the current request ID in a module-level variable that the
 # request handler sets on entry. It works in every test. Why does it break in
 # production, and what is the fix?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # The tests run one request at a time. In production an async server handles many
@@ -734,12 +731,10 @@ for line in page.text.splitlines():
 # cannot see each other's value. Set it with a token and `reset()` it when the request
 # ends so it does not linger.
 # ```
-
-# %% [markdown]
+#
 # **3.** Why should `user_id` or `prompt` never be a Prometheus label, when they are fine
 # as log fields?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # Every distinct combination of label values is a separate time series that Prometheus
@@ -748,12 +743,10 @@ for line in page.text.splitlines():
 # sets (method, model, status, outcome). High-cardinality details belong in logs, where
 # each event is stored once and found by search.
 # ```
-
-# %% [markdown]
+#
 # **4.** Where do you enforce "never log API keys": in each `log.info(...)` call, or
 # somewhere else? Why?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # In the logging pipeline itself: a processor (structlog) or a filter (stdlib) that sees
@@ -775,3 +768,9 @@ for line in page.text.splitlines():
 #   histograms whose buckets fit your latencies, and serve them on `/metrics`.
 #
 # Now make a service observable in [the exercises](../exercises/08_observability).
+
+# %% [markdown]
+# ## Next
+#
+# After the exercises, [Chapter 9](09_testing) tests LLM code without calling an LLM:
+# fixtures, mocks and snapshots.

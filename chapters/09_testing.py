@@ -625,8 +625,7 @@ print(missing.status_code, missing.json())
 # **1.** A test passes a bare `Mock()` as the client to `classify` and fails with
 # `TypeError: object Mock can't be used in 'await' expression`. Why, and what should the
 # test use instead?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # `classify` does `await client.complete(...)`. Calling a method of a plain `Mock`
@@ -635,12 +634,10 @@ print(missing.status_code, missing.json())
 # returns an awaitable, records `await_count`/`await_args`, and takes a `side_effect`
 # list to script one reply per call.
 # ```
-
-# %% [markdown]
+#
 # **2.** `service.py` starts with `from clients import OpenAIClient`. Your test does
 # `patch("clients.OpenAIClient")`, and the real client is still used. Why?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # `from clients import OpenAIClient` copied the name into `service`'s namespace when
@@ -649,13 +646,11 @@ print(missing.status_code, missing.json())
 # name is looked up: `patch("service.OpenAIClient")`. Better still, pass the client in
 # (dependency injection) and no patching is needed.
 # ```
-
-# %% [markdown]
+#
 # **3.** A fixture that loads a 500 MB tokenizer has the default scope, and the suite
 # takes four minutes. What would you change, and what must be true of the fixture for
 # that change to be safe?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # Give it `scope="session"` (or `"module"`), so it loads once. That is safe only if no
@@ -663,11 +658,9 @@ print(missing.status_code, missing.json())
 # results depend on order). Keep anything a test may modify function-scoped, or hand out
 # a fresh copy from a function-scoped fixture built on the session-scoped one.
 # ```
-
-# %% [markdown]
+#
 # **4.** When is a snapshot test the right tool, and what is its main risk?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # For large, deterministic outputs whose exact form matters but is tedious to write out:
@@ -689,3 +682,9 @@ print(missing.status_code, missing.json())
 # - Async tests are ordinary with `pytest-asyncio`.
 #
 # Now it is your turn to write the tests: [the exercises](../exercises/09_testing).
+
+# %% [markdown]
+# ## Next
+#
+# After the exercises, [Chapter 10](10_production) takes code from a notebook to a
+# service: modules, locked dependencies, secrets, Docker and a Makefile.

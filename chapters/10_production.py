@@ -734,8 +734,7 @@ shutil.rmtree(scratch)  # the lesson's temporary files
 #
 # **1. pip-tools vs Poetry.** Your team has a service with a `requirements.txt` that
 # people edit by hand. When would you move it to pip-tools, and when to Poetry?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # Both give you the same core: the direct dependencies you chose, plus a generated lock
@@ -749,12 +748,10 @@ shutil.rmtree(scratch)  # the lesson's temporary files
 # all of that, and accept that every environment (including the Docker build) then needs
 # Poetry. uv covers both styles (`uv pip compile` or `uv lock`/`uv sync`), much faster.
 # ```
-
-# %% [markdown]
+#
 # **2.** A teammate's Dockerfile starts `COPY . .` and then `RUN pip install -r
 # requirements.txt`. The image is correct. What is wrong, and what is the fix?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # The install layer is cached under a key that includes every file `COPY . .` copied, so
@@ -763,12 +760,10 @@ shutil.rmtree(scratch)  # the lesson's temporary files
 # only when the lock changes. (`COPY . .` also copies `.env` and `.git` unless a
 # `.dockerignore` excludes them.)
 # ```
-
-# %% [markdown]
+#
 # **3.** Someone added `ENV OPENAI_API_KEY=sk-...` to the Dockerfile, pushed the image, and
 # removed the line in the next commit. Is the key safe now?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # No. The pushed image still contains it (`docker inspect` shows the environment), and
@@ -776,13 +771,11 @@ shutil.rmtree(scratch)  # the lesson's temporary files
 # new one; then pass it at run time (`env_file: .env` in development, a secret manager in
 # production). Removing a line never un-publishes a secret.
 # ```
-
-# %% [markdown]
+#
 # **4.** The course's loader imports a notebook's top-level definitions. In one cell you
 # wrote `client = OpenAI()` and `answers = [client.complete(q) for q in QUESTIONS]`. What
 # happens when the tests import the notebook, and how should it look instead?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # Both lines are plain assignments, so both run at import: the tests (and the grader)
@@ -790,12 +783,10 @@ shutil.rmtree(scratch)  # the lesson's temporary files
 # network. Move the work into a function, `def answer_all(client, questions): ...`, and
 # call it from a demo cell. Import stays cheap, and a test can pass a fake client.
 # ```
-
-# %% [markdown]
+#
 # **5.** In compose, the app's `REDIS_URL` is `redis://localhost:6379/0` and Redis runs as
 # the `redis` service. The app cannot connect. Why?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # Each service is its own container with its own network namespace: `localhost` in the
@@ -804,12 +795,10 @@ shutil.rmtree(scratch)  # the lesson's temporary files
 # without Docker because Redis really was on localhost there; that is exactly the kind of
 # difference configuration through the environment absorbs.)
 # ```
-
-# %% [markdown]
+#
 # **6.** Why keep nbstripout in CI when every notebook in the repository is a percent
 # `.py` that cannot hold outputs anyway?
-
-# %% [markdown]
+#
 # ```{admonition} Answer
 # :class: dropdown
 # Because the guarantee is about what *could* be committed, not what is there today.
@@ -819,9 +808,26 @@ shutil.rmtree(scratch)  # the lesson's temporary files
 # ```
 
 # %% [markdown]
+# ## Summary
+#
+# - Move code from notebook cells into functions, then into modules with tests; keep
+#   notebooks as thin, readable drivers. Jupytext pairs a notebook with a `.py` file for
+#   clean diffs, and nbstripout keeps outputs out of git.
+# - One virtual environment per project and a lock file (pip-tools, Poetry or uv) make an
+#   install repeatable. Configuration comes from the environment; secrets live in `.env`
+#   files that are never committed, or in a secret manager.
+# - A Docker image with the dependency layer before the code layer rebuilds fast; a
+#   multi-stage build keeps compilers out of it; a non-root user limits the damage.
+#   docker compose runs the app, Redis and a mock API together, and a Makefile gives
+#   everyone the same `dev`, `test` and `lint` commands.
+
+# %% [markdown]
 # ## Next
 #
 # Write a service's development environment in [the exercises](../exercises/10_production):
 # a multi-stage, non-root Dockerfile with a cached dependency layer and no secrets, a
 # compose file with the app, Redis and a mock API server with hot reload, and a Makefile
 # with `dev`, `test` and `lint`.
+#
+# Then [Chapter 11](11_capstone), the capstone, puts every chapter together in one small
+# production-grade service.

@@ -41,9 +41,10 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-from course import dev, llm_server  # noqa: E402  (kept beside the list it feeds)
+from course import appendix, dev, linkcheck, llm_server  # noqa: E402  (kept beside the list it feeds)
 from course.grader import cli as grader_cli  # noqa: E402
 
 REGISTRY: list[Callable[[Subparsers], None]] = [
-    register_generate, dev.register, llm_server.register, grader_cli.register,
+    register_generate, appendix.register, dev.register, linkcheck.register, llm_server.register,
+    grader_cli.register,
 ]

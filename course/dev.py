@@ -82,6 +82,9 @@ def test(args: argparse.Namespace) -> int:
         "exercises/ up to date": run(
             "exercises/ up to date", [python, "-m", "course", "generate", "--check"]
         ),
+        "appendix up to date": run(
+            "appendix up to date", [python, "-m", "course", "appendix", "--check"]
+        ),
         "ruff": run("ruff", [tool("ruff"), "check", "."]),
         "mypy --strict": run("mypy --strict", [tool("mypy"), "--strict", "course", "solutions"]),
         "no outputs": check_no_outputs(),

@@ -14,7 +14,7 @@
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
-# # Chapter 1 exercises: a provider layer for LLM calls
+# # Exercises 1: a provider layer for LLM calls
 #
 # These exercises go with [chapter 1](../chapters/01_classes). You will build the small
 # layer that sits between an application and the LLM APIs it calls:

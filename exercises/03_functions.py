@@ -14,7 +14,7 @@
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
-# # Chapter 3 exercises: pipelines, decorators and a context manager
+# # Exercises 3: pipelines, decorators and a context manager
 #
 # These exercises go with [chapter 3](../chapters/03_functions). You will build four
 # small tools that every LLM service ends up needing:

@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 2 exercises: a type-safe response handler
+# # Exercises 2: a type-safe response handler
 #
 # Your service talks to two providers. One answers in the OpenAI chat-completions shape,
 # the other in the Anthropic messages shape. The rest of your code should see neither:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 
 from course.pytest_plugin import exercise
+from course.testing import assert_same, same
 
 Module = types.ModuleType
 MonkeyPatch = pytest.MonkeyPatch
@@ -46,12 +47,9 @@ def settings_of(notebook: Module, value: object) -> BaseSettings:
     return value
 
 
-def same(actual: object, expected: object, what: str) -> None:
-    """Compare type first, so an object with a rigged __eq__ cannot pass."""
-    assert type(actual) is type(expected), (
-        f"{what}: expected a {type(expected).__name__}, got {type(actual).__name__} ({actual!r})"
-    )
-    assert actual == expected, f"{what}: expected {expected!r}, got {actual!r}"
+def text_of(value: object) -> str:
+    """``str(value)`` as a plain str: a str subclass could answer ``in`` with whatever it likes."""
+    return str.__str__(str(value))
 
 
 def validation_locs(notebook: Module) -> list[tuple[int | str, ...]]:
@@ -83,21 +81,21 @@ def assert_hidden(text: str, secret: str, where: str) -> None:
           "nested sections are models built with default_factory (or a default instance).")
 def test_defaults(notebook: Module) -> None:
     settings = settings_of(notebook, notebook.AppSettings())
-    same(settings.profile, "dev", "profile")
-    same(settings.log_level, "INFO", "log_level")
+    assert_same(settings.profile, "dev", "profile")
+    assert_same(settings.log_level, "INFO", "log_level")
     assert settings.openai_api_key is None and settings.anthropic_api_key is None, "keys default to None"
     for section in ("model", "retry", "features"):
         assert isinstance(getattr(settings, section), BaseModel), f"{section} should be a Pydantic model"
-    same(settings.model.name, "mock-gpt", "model.name")
-    same(settings.model.temperature, 0.2, "model.temperature")
-    same(settings.model.max_tokens, 512, "model.max_tokens")
-    same(settings.model.timeout_s, 30.0, "model.timeout_s")
-    same(settings.retry.max_attempts, 3, "retry.max_attempts")
-    same(settings.retry.base_delay_s, 0.5, "retry.base_delay_s")
-    same(settings.retry.max_delay_s, 8.0, "retry.max_delay_s")
-    same(settings.features.streaming, False, "features.streaming")
-    same(settings.features.response_cache, True, "features.response_cache")
-    same(settings.features.fallback_provider, False, "features.fallback_provider")
+    assert_same(settings.model.name, "mock-gpt", "model.name")
+    assert_same(settings.model.temperature, 0.2, "model.temperature")
+    assert_same(settings.model.max_tokens, 512, "model.max_tokens")
+    assert_same(settings.model.timeout_s, 30.0, "model.timeout_s")
+    assert_same(settings.retry.max_attempts, 3, "retry.max_attempts")
+    assert_same(settings.retry.base_delay_s, 0.5, "retry.base_delay_s")
+    assert_same(settings.retry.max_delay_s, 8.0, "retry.max_delay_s")
+    assert_same(settings.features.streaming, False, "features.streaming")
+    assert_same(settings.features.response_cache, True, "features.response_cache")
+    assert_same(settings.features.fallback_provider, False, "features.fallback_provider")
 
 
 @exercise("settings_sources", points=1, hint="Set env_prefix='APP_' and env_nested_delimiter='__' in "
@@ -110,15 +108,16 @@ def test_reads_environment_variables(notebook: Module, monkeypatch: MonkeyPatch)
     monkeypatch.setenv("APP_LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("APP_OPENAI_API_KEY", OPENAI_SECRET)
     settings = settings_of(notebook, notebook.AppSettings())
-    same(settings.model.temperature, 0.7, "model.temperature from APP_MODEL__TEMPERATURE")
-    same(settings.model.max_tokens, 1024, "model.max_tokens from APP_MODEL__MAX_TOKENS")
-    same(settings.retry.max_attempts, 5, "retry.max_attempts from APP_RETRY__MAX_ATTEMPTS")
-    same(settings.features.streaming, True, "features.streaming from APP_FEATURES__STREAMING")
-    same(settings.log_level, "DEBUG", "log_level from APP_LOG_LEVEL")
+    assert_same(settings.model.temperature, 0.7, "model.temperature from APP_MODEL__TEMPERATURE")
+    assert_same(settings.model.max_tokens, 1024, "model.max_tokens from APP_MODEL__MAX_TOKENS")
+    assert_same(settings.retry.max_attempts, 5, "retry.max_attempts from APP_RETRY__MAX_ATTEMPTS")
+    assert_same(settings.features.streaming, True, "features.streaming from APP_FEATURES__STREAMING")
+    assert_same(settings.log_level, "DEBUG", "log_level from APP_LOG_LEVEL")
     assert isinstance(settings.openai_api_key, SecretStr), (
         f"openai_api_key should be a SecretStr, got {type(settings.openai_api_key).__name__}"
     )
-    same(settings.openai_api_key.get_secret_value(), OPENAI_SECRET, "openai_api_key.get_secret_value()")
+    assert_same(settings.openai_api_key.get_secret_value(), OPENAI_SECRET,
+                "openai_api_key.get_secret_value()")
 
 
 @exercise("settings_sources", points=1, hint="env_file='.env' reads the file in the current folder; "
@@ -128,9 +127,9 @@ def test_reads_dotenv_and_environment_wins(notebook: Module, monkeypatch: Monkey
               APP_FEATURES__FALLBACK_PROVIDER="1", OTHER_TOOL_TOKEN="not-ours")
     monkeypatch.setenv("APP_MODEL__TEMPERATURE", "0.3")
     settings = settings_of(notebook, notebook.AppSettings())
-    same(settings.model.name, "mock-claude", "model.name from .env")
-    same(settings.features.fallback_provider, True, "features.fallback_provider from .env")
-    same(settings.model.temperature, 0.3, "model.temperature (the environment variable beats .env)")
+    assert_same(settings.model.name, "mock-claude", "model.name from .env")
+    assert_same(settings.features.fallback_provider, True, "features.fallback_provider from .env")
+    assert_same(settings.model.temperature, 0.3, "model.temperature (the environment variable beats .env)")
 
 
 @exercise("settings_sources", points=1, hint="Check each range with its boundaries: ge/le include the "
@@ -157,7 +156,9 @@ def test_range_rules(notebook: Module, monkeypatch: MonkeyPatch) -> None:
     for name, value, loc in invalid:
         monkeypatch.setenv(name, value)
         locs = validation_locs(notebook)
-        assert loc in locs, f"{name}={value!r} should fail validation at {loc}; errors were at {locs}"
+        assert any(same(found, loc) for found in locs), (
+            f"{name}={value!r} should fail validation at {loc}; errors were at {locs}"
+        )
         monkeypatch.delenv(name)
     valid = [("APP_MODEL__TEMPERATURE", "2.0"), ("APP_MODEL__TEMPERATURE", "0"),
              ("APP_MODEL__MAX_TOKENS", "32000"), ("APP_MODEL__MAX_TOKENS", "1"),
@@ -177,7 +178,7 @@ def test_cross_field_rules(notebook: Module, monkeypatch: MonkeyPatch) -> None:
     monkeypatch.setenv("APP_RETRY__BASE_DELAY_S", "2")
     monkeypatch.setenv("APP_RETRY__MAX_DELAY_S", "1.5")
     locs = validation_locs(notebook)
-    assert ("retry", "max_delay_s") in locs, (
+    assert any(same(found, ("retry", "max_delay_s")) for found in locs), (
         f"max_delay_s below base_delay_s should fail at ('retry', 'max_delay_s'); errors were at {locs}"
     )
     monkeypatch.setenv("APP_RETRY__MAX_DELAY_S", "2")
@@ -186,12 +187,12 @@ def test_cross_field_rules(notebook: Module, monkeypatch: MonkeyPatch) -> None:
     monkeypatch.setenv("APP_PROFILE", "prod")
     with pytest.raises(ValidationError) as caught:
         notebook.AppSettings()
-    message = str(caught.value)
+    message = text_of(caught.value)
     for name in ("APP_OPENAI_API_KEY", "APP_ANTHROPIC_API_KEY"):
         assert name in message, f"prod without a key should fail with a message naming {name}: {message}"
     monkeypatch.setenv("APP_ANTHROPIC_API_KEY", ANTHROPIC_SECRET)
     settings = settings_of(notebook, notebook.AppSettings())
-    same(settings.profile, "prod", "profile")
+    assert_same(settings.profile, "prod", "profile")
 
     with pytest.raises(ValidationError):
         notebook.ModelParams(temprature=0.5)  # a typo in a nested section is an error, not ignored
@@ -220,15 +221,16 @@ def test_profile_chosen_by_environment_variable(
     for profile, (temperature, log_level) in expected.items():
         monkeypatch.setenv("APP_PROFILE", profile)
         settings = settings_of(notebook, notebook.load_settings(folder))
-        same(settings.profile, profile, f"profile with APP_PROFILE={profile}")
-        same(settings.model.temperature, temperature, f"model.temperature in {profile} (from .env.{profile})")
-        same(settings.log_level, log_level, f"log_level in {profile}")
-        same(settings.model.name, "mock-gpt-mini", f"model.name in {profile} (from the shared .env)")
-        same(settings.retry.max_attempts, 4, f"retry.max_attempts in {profile} (from the shared .env)")
+        assert_same(settings.profile, profile, f"profile with APP_PROFILE={profile}")
+        assert_same(settings.model.temperature, temperature,
+                    f"model.temperature in {profile} (from .env.{profile})")
+        assert_same(settings.log_level, log_level, f"log_level in {profile}")
+        assert_same(settings.model.name, "mock-gpt-mini", f"model.name in {profile} (from the shared .env)")
+        assert_same(settings.retry.max_attempts, 4, f"retry.max_attempts in {profile} (from the shared .env)")
     monkeypatch.delenv("APP_PROFILE")
     settings = settings_of(notebook, notebook.load_settings(folder))
-    same(settings.profile, "dev", "profile when APP_PROFILE is not set anywhere")
-    same(settings.model.temperature, 1.0, "model.temperature without APP_PROFILE (dev reads .env.dev)")
+    assert_same(settings.profile, "dev", "profile when APP_PROFILE is not set anywhere")
+    assert_same(settings.model.temperature, 1.0, "model.temperature without APP_PROFILE (dev reads .env.dev)")
 
 
 @exercise("settings_profiles", points=1, hint="When APP_PROFILE is not in the environment, look it up in "
@@ -240,12 +242,14 @@ def test_profile_chosen_by_dotenv(
     with (folder / ".env").open("a", encoding="utf-8") as env:
         env.write("APP_PROFILE=staging\n")
     settings = settings_of(notebook, notebook.load_settings(folder))
-    same(settings.profile, "staging", "profile from APP_PROFILE in .env")
-    same(settings.model.temperature, 0.1, "model.temperature when .env says staging (from .env.staging)")
+    assert_same(settings.profile, "staging", "profile from APP_PROFILE in .env")
+    assert_same(settings.model.temperature, 0.1,
+                "model.temperature when .env says staging (from .env.staging)")
     monkeypatch.setenv("APP_PROFILE", "dev")
     settings = settings_of(notebook, notebook.load_settings(folder))
-    same(settings.profile, "dev", "profile when the environment says dev and .env says staging")
-    same(settings.model.temperature, 1.0, "model.temperature when APP_PROFILE=dev beats .env (from .env.dev)")
+    assert_same(settings.profile, "dev", "profile when the environment says dev and .env says staging")
+    assert_same(settings.model.temperature, 1.0,
+                "model.temperature when APP_PROFILE=dev beats .env (from .env.dev)")
 
 
 @exercise("settings_profiles", points=1, hint="Build every path from env_dir, not the current folder; a "
@@ -260,15 +264,15 @@ def test_only_env_dir_and_environment_wins(
     write_env(folder, ".env", APP_MODEL__NAME="mock-claude")
     write_env(folder, ".env.staging", APP_MODEL__TEMPERATURE="0.9", APP_MODEL__MAX_TOKENS="2048")
     settings = settings_of(notebook, notebook.load_settings(str(folder)))  # a str works too
-    same(settings.model.name, "mock-claude", "model.name (read env_dir/.env, not ./.env)")
-    same(settings.profile, "dev", "profile (env_dir/.env does not set it)")
-    same(settings.model.max_tokens, 512,
+    assert_same(settings.model.name, "mock-claude", "model.name (read env_dir/.env, not ./.env)")
+    assert_same(settings.profile, "dev", "profile (env_dir/.env does not set it)")
+    assert_same(settings.model.max_tokens, 512,
          "model.max_tokens (there is no env_dir/.env.dev, and ./.env.dev is not ours)")
     monkeypatch.setenv("APP_PROFILE", "staging")
     monkeypatch.setenv("APP_MODEL__TEMPERATURE", "0.25")
     settings = settings_of(notebook, notebook.load_settings(folder))
-    same(settings.model.max_tokens, 2048, "model.max_tokens from .env.staging")
-    same(settings.model.temperature, 0.25, "model.temperature (the environment beats .env.staging)")
+    assert_same(settings.model.max_tokens, 2048, "model.max_tokens from .env.staging")
+    assert_same(settings.model.temperature, 0.25, "model.temperature (the environment beats .env.staging)")
 
 
 # ---------------------------------------------------------------- settings_validation
@@ -278,7 +282,7 @@ def test_only_env_dir_and_environment_wins(
 def test_env_var_name(notebook: Module) -> None:
     for loc, name in [(("model", "temperature"), "APP_MODEL__TEMPERATURE"), (("profile",), "APP_PROFILE"),
                       (("retry", "max_delay_s"), "APP_RETRY__MAX_DELAY_S")]:
-        same(notebook.env_var_name(loc), name, f"env_var_name({loc!r})")
+        assert_same(notebook.env_var_name(loc), name, f"env_var_name({loc!r})")
 
 
 @exercise("settings_validation", points=1, hint="load_settings must raise ConfigError (not "
@@ -299,7 +303,7 @@ def test_each_bad_value_fails_at_startup_naming_its_variable(
         monkeypatch.setenv(name, value)
         with pytest.raises(notebook.ConfigError) as caught:
             notebook.load_settings(tmp_path)
-        message = str(caught.value)
+        message = text_of(caught.value)
         assert name in message, f"{name}={value!r}: the error should name {name}; it said: {message!r}"
         monkeypatch.delenv(name)
 
@@ -312,7 +316,7 @@ def test_every_problem_is_listed(notebook: Module, monkeypatch: MonkeyPatch, tmp
     monkeypatch.setenv("APP_MODEL__MAX_TOKENS", "0")
     with pytest.raises(notebook.ConfigError) as caught:
         notebook.load_settings(tmp_path)
-    message = str(caught.value)
+    message = text_of(caught.value)
     for name in ("APP_MODEL__TEMPERATURE", "APP_RETRY__BASE_DELAY_S", "APP_MODEL__MAX_TOKENS"):
         assert name in message, f"every problem should be listed; {name} is missing from: {message!r}"
 
@@ -324,7 +328,7 @@ def test_every_problem_is_listed(notebook: Module, monkeypatch: MonkeyPatch, tmp
     assert isinstance(error, notebook.ConfigError), (
         f"config_error() should return a ConfigError, got {type(error).__name__}"
     )
-    assert "APP_OPENAI_API_KEY" in str(error), f"the prod rule's message should appear: {str(error)!r}"
+    assert "APP_OPENAI_API_KEY" in text_of(error), f"the prod rule's message should appear: {str(error)!r}"
 
 
 @exercise("settings_validation", points=1, hint="Pydantic's str(exc) shows each input_value: build the "
@@ -333,7 +337,7 @@ def test_error_shows_no_given_value(notebook: Module, monkeypatch: MonkeyPatch, 
     write_env(tmp_path, ".env", APP_MODEL__NAME="mock-gpt", APP_MODEL__TIMEOUT_S="4000.125")
     with pytest.raises(notebook.ConfigError) as caught:
         notebook.load_settings(tmp_path)
-    message = str(caught.value)
+    message = text_of(caught.value)
     assert "APP_MODEL__TIMEOUT_S" in message, f"the error should name APP_MODEL__TIMEOUT_S: {message!r}"
     assert "4000.125" not in message and "input_value" not in message, (
         f"the message repeats the value that was given (a secret would leak the same way): {message!r}"
@@ -367,7 +371,7 @@ def test_secrets_hidden_in_repr_str_and_json(
     for field, secret in (("openai_api_key", OPENAI_SECRET), ("anthropic_api_key", ANTHROPIC_SECRET)):
         key = getattr(settings, field)
         assert isinstance(key, SecretStr), f"{field} should be a SecretStr, got {type(key).__name__}"
-        same(key.get_secret_value(), secret, f"{field}.get_secret_value()")
+        assert_same(key.get_secret_value(), secret, f"{field}.get_secret_value()")
 
 
 @exercise("secret_masking", points=1, hint="Log one INFO record with the profile, the model name and "
@@ -382,12 +386,12 @@ def test_log_settings_says_what_matters_and_hides_secrets(
         settings = settings_of(notebook, notebook.load_settings(tmp_path))
         caplog.clear()
         notebook.log_settings(settings, log)
-    mine = [r for r in caplog.records if r.name == log.name]
-    assert len(mine) == 1 and mine[0].levelno == logging.INFO, (
+    mine = [r for r in caplog.records if same(r.name, log.name)]
+    assert len(mine) == 1 and same(mine[0].levelno, logging.INFO), (
         f"log_settings should log one INFO record on the logger it is given; got "
         f"{[(r.name, r.levelname) for r in caplog.records]}"
     )
-    text = mine[0].getMessage()
+    text = text_of(mine[0].getMessage())
     for needed in ("prod", "mock-claude-haiku", "openai_api_key=set", "anthropic_api_key=unset"):
         assert needed in text, f"the log line should contain {needed!r}: {text!r}"
     assert_hidden(caplog.text, OPENAI_SECRET, "the captured logs")
@@ -402,7 +406,7 @@ def test_no_secret_in_logs_or_errors(
     write_env(tmp_path, ".env", APP_OPENAI_API_KEY=short_secret, APP_ANTHROPIC_API_KEY=ANTHROPIC_SECRET)
     with caplog.at_level(logging.DEBUG), pytest.raises(notebook.ConfigError) as caught:
         notebook.load_settings(tmp_path)
-    message = str(caught.value)
+    message = text_of(caught.value)
     assert "APP_OPENAI_API_KEY" in message, f"the error should name APP_OPENAI_API_KEY: {message!r}"
     for secret in (short_secret, ANTHROPIC_SECRET):
         assert_hidden(message, secret, "the ConfigError message")

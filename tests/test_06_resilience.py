@@ -19,6 +19,7 @@ import pytest
 
 from course.llm_server import LLMServer
 from course.pytest_plugin import exercise
+from course.testing import same
 
 Module = types.ModuleType
 COOLDOWN = 30.0
@@ -90,20 +91,20 @@ def providers(notebook: Module, http: httpx.AsyncClient, server: LLMServer) -> P
 
 
 def state_of(notebook: Module, breaker: Any) -> str:
-    """The breaker's state as a plain name; the value must be one of BreakerState's members."""
+    """The breaker's state as a plain str (safe to compare with ==); it must be a BreakerState member."""
     state = breaker.state
     for member in notebook.BreakerState:
         if state is member:
-            return str(member.value)
+            return str.__str__(member.value)
     raise AssertionError(f"breaker.state should be a BreakerState member, got {state!r}")
 
 
 async def outcome(breaker: Any, operation: Any) -> str:
-    """Call through the breaker; return 'ok' or the exception's class name."""
+    """Call through the breaker; return 'ok' or the exception's class name, as a plain str."""
     try:
         await breaker.call(operation)
     except Exception as exc:
-        return type(exc).__name__
+        return str.__str__(type(exc).__name__)
     return "ok"
 
 
@@ -127,7 +128,8 @@ async def test_opens_after_threshold_failures(notebook: Module, providers: Provi
     seen = []
     for _ in range(3):
         seen.append((await outcome(breaker, ask(failing)), state_of(notebook, breaker)))
-    assert seen == [("RetryableError", "closed"), ("RetryableError", "closed"), ("RetryableError", "open")], (
+    expected = [("RetryableError", "closed"), ("RetryableError", "closed"), ("RetryableError", "open")]
+    assert same(seen, expected), (
         f"three 503s with failure_threshold=3: expected (error, state) "
         f"[RetryableError/closed, RetryableError/closed, RetryableError/open], got {seen}"
     )
@@ -140,7 +142,7 @@ async def test_opens_after_threshold_failures(notebook: Module, providers: Provi
         flaky.headers["X-Mock-Scenario"] = scenario
         await outcome(breaker, ask(flaky))
         states.append(state_of(notebook, breaker))
-    assert states == ["closed"] * 5, (
+    assert same(states, ["closed"] * 5), (
         f"fail, fail, succeed, fail, fail: a success resets the count, so the breaker stays closed; "
         f"states were {states}"
     )
@@ -159,10 +161,10 @@ async def test_rejects_fast_while_open(notebook: Module, providers: Providers) -
     results = [await outcome(breaker, ask(failing)) for _ in range(4)]
     clock.now += COOLDOWN - 0.001
     results.append(await outcome(breaker, ask(failing)))
-    assert results == ["CircuitOpenError"] * 5, (
+    assert same(results, ["CircuitOpenError"] * 5), (
         f"calls while open (even 1 ms before the cool-down ends) should raise CircuitOpenError; got {results}"
     )
-    assert failing.started == before and providers.requests().count("p") == 2, (
+    assert same(failing.started, before) and providers.requests().count("p") == 2, (
         "an open breaker must not call the provider: "
         f"{failing.started - before} calls went through"
     )
@@ -218,7 +220,7 @@ async def test_failed_trial_reopens_and_client_errors_do_not_count(
     bad_request = providers.make("bad", "error:400")
     breaker = breaker_for(notebook, clock, threshold=2)
     results = [await outcome(breaker, ask(bad_request)) for _ in range(4)]
-    assert results == ["NonRetryableError"] * 4, f"a 400 is raised to the caller each time; got {results}"
+    assert same(results, ["NonRetryableError"] * 4), f"a 400 is raised to the caller each time; got {results}"
     assert state_of(notebook, breaker) == "closed", "400s are the caller's fault: the breaker stays closed"
 
 
@@ -245,7 +247,7 @@ async def test_one_trial_at_a_time_and_cancellation_frees_it(notebook: Module, p
     assert second == "CircuitOpenError", (
         f"a second call during the half-open trial should be rejected; got {second}"
     )
-    assert failing.started == 1, "the rejected call must not reach the provider"
+    assert same(failing.started, 1), "the rejected call must not reach the provider"
     trial.cancel()
     with pytest.raises(asyncio.CancelledError):
         await trial
@@ -299,7 +301,7 @@ async def test_open_breaker_is_skipped_without_a_request(notebook: Module, provi
     clock = FakeClock()
     primary, secondary = providers.make("primary", "error:503"), providers.make("secondary", "ok")
     client = resilient(notebook, [primary, secondary], clock, failure_threshold=2)
-    assert set(client.breakers) == {"primary", "secondary"}, "one breaker per provider, keyed by name"
+    assert same(set(client.breakers), {"primary", "secondary"}), "one breaker per provider, keyed by name"
     for _ in range(4):
         check_answer(notebook, await client.complete("Hello"), "secondary")
     assert providers.requests().count("primary") == 2, (
@@ -324,13 +326,15 @@ async def test_cache_then_graceful_error(notebook: Module, providers: Providers)
         provider.headers["X-Mock-Scenario"] = "error:503"
     cached = await client.complete("What is 2 + 2?")
     check_answer(notebook, cached, "cache", degraded=True)
-    assert type(cached.text) is str and cached.text == fresh.text, "the cached text is the last good answer"
+    assert type(fresh.text) is str and same(cached.text, fresh.text), (
+        f"the cached text is the last good answer {fresh.text!r}; got {cached.text!r}"
+    )
     with pytest.raises(notebook.AllProvidersFailed) as caught:
         await client.complete("A prompt never answered before")
     errors = caught.value.errors
     names = [name for name, _ in errors]
     assert all(type(name) is str for name in names), f"each entry is (provider name, error): {errors!r}"
-    assert names == ["p1", "p2"], (
+    assert same(names, ["p1", "p2"]), (
         f"AllProvidersFailed.errors should list every provider tried, in order: {names}"
     )
     assert all(isinstance(exc, notebook.ProviderError) for _, exc in errors), "each entry holds the error"
@@ -348,7 +352,7 @@ async def test_client_error_stops_the_chain(notebook: Module, providers: Provide
     first.headers["X-Mock-Scenario"] = "error:400"
     with pytest.raises(notebook.NonRetryableError):
         await client.complete("Hello")
-    assert second.started == 0, "after a 400 from the first provider, the second must not be called"
+    assert same(second.started, 0), "after a 400 from the first provider, the second must not be called"
 
 
 # ---------------------------------------------------------------- hedged_requests
@@ -360,7 +364,7 @@ def hedging(notebook: Module, chain: list[Any], hedge_after_s: float) -> Any:
 
 def assert_all_settled(chain: list[Any]) -> None:
     for provider in chain:
-        assert provider.finished == provider.started, (
+        assert same(provider.finished, provider.started), (
             f"{provider.name}: {provider.started - provider.finished} attempt(s) still running after "
             "complete() returned; cancel the losers and await them before returning"
         )
@@ -377,7 +381,7 @@ async def test_slow_primary_is_hedged_and_cancelled(notebook: Module, providers:
     assert providers.starts == ["slow", "fast"], (
         f"expected slow to start first, then fast: {providers.starts}"
     )
-    assert slow.cancelled == 1, (
+    assert same(slow.cancelled, 1), (
         "the losing (slow) attempt should be cancelled, and the cancellation awaited, before "
         "complete() returns"
     )
@@ -391,13 +395,13 @@ async def test_hedge_only_when_needed(notebook: Module, providers: Providers) ->
     client = hedging(notebook, [quick, spare], hedge_after_s=5.0)
     async with asyncio.timeout(GUARD_S):
         check_answer(notebook, await client.complete("Hello"), "quick")
-    assert spare.started == 0, "a primary that answers before hedge_after_s needs no hedge"
+    assert same(spare.started, 0), "a primary that answers before hedge_after_s needs no hedge"
 
     primary, hedge = providers.make("primary", "latency:300ms"), providers.make("hedge", "latency:3s")
     client = hedging(notebook, [primary, hedge], hedge_after_s=0.05)
     async with asyncio.timeout(GUARD_S):
         check_answer(notebook, await client.complete("Hello"), "primary")
-    assert hedge.started == 1 and hedge.cancelled == 1, (
+    assert same((hedge.started, hedge.cancelled), (1, 1)), (
         f"the hedge should start after 50 ms and be cancelled when the primary wins "
         f"(started {hedge.started}, cancelled {hedge.cancelled})"
     )
@@ -422,7 +426,7 @@ async def test_failure_starts_the_next_at_once(notebook: Module, providers: Prov
     assert providers.starts[-3:] == ["a", "b", "c"], (
         f"hedges start in provider order: {providers.starts[-3:]}"
     )
-    assert [p.cancelled for p in chain[:2]] == [1, 1], "both slow attempts should be cancelled"
+    assert same([p.cancelled for p in chain[:2]], [1, 1]), "both slow attempts should be cancelled"
     assert_all_settled(chain)
 
 
@@ -436,12 +440,12 @@ async def test_all_fail_and_client_errors(notebook: Module, providers: Providers
             await client.complete("Hello")
     names = [name for name, _ in caught.value.errors]
     assert all(type(name) is str for name in names), f"each entry is (provider name, error): {names!r}"
-    assert sorted(names) == ["x", "y"], f"every failed attempt is listed: {names}"
+    assert same(sorted(names), ["x", "y"]), f"every failed attempt is listed: {names}"
 
     slow, bad = providers.make("slow", "latency:3s"), providers.make("bad", "error:400")
     client = hedging(notebook, [slow, bad], hedge_after_s=0.05)
     with pytest.raises(notebook.NonRetryableError):
         async with asyncio.timeout(GUARD_S):
             await client.complete("Hello")
-    assert slow.cancelled == 1, "the slow attempt should be cancelled when the hedge gets a 400"
+    assert same(slow.cancelled, 1), "the slow attempt should be cancelled when the hedge gets a 400"
     assert_all_settled([slow, bad])

@@ -27,6 +27,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from course.pytest_plugin import exercise
+from course.testing import assert_same, same
 
 # --- helpers -------------------------------------------------------------------------
 
@@ -106,8 +107,14 @@ def telemetry_with_spy(
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """A sample's value, 0.0 when absent. The registry asks every collector the code under test
+    registered, so only an exact float is accepted: after that, == compares real numbers."""
     value = registry.get_sample_value(name, labels)
-    return 0.0 if value is None else value
+    if value is None:
+        return 0.0
+    if type(value) is not float:
+        pytest.fail(f"{name}{labels}: expected a float sample value, got {value!r}", pytrace=False)
+    return value
 
 
 # --- structured_logging --------------------------------------------------------------
@@ -120,26 +127,33 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
 def test_request_scope_sets_and_restores(notebook: types.ModuleType) -> None:
     var = notebook.request_id_var
     assert var.get() is None, "request_id_var should be None outside any request"
+    # Values are read inside the scopes and asserted after them: a scope whose __exit__
+    # swallowed exceptions would otherwise hide a failed assert.
     with notebook.request_scope("outer-1") as outer:
-        assert outer == "outer-1" and var.get() == "outer-1", (
-            f"inside request_scope('outer-1'): yielded {outer!r}, request_id_var is {var.get()!r}"
-        )
+        in_outer = var.get()
         with notebook.request_scope("inner-2"):
-            assert var.get() == "inner-2", f"a nested scope should set its own ID, got {var.get()!r}"
-        assert var.get() == "outer-1", (
-            f"after a nested scope ends the outer ID should be back, got {var.get()!r}"
-        )
+            in_inner = var.get()
+        back_in_outer = var.get()
+    assert same(outer, "outer-1") and same(in_outer, "outer-1"), (
+        f"inside request_scope('outer-1'): yielded {outer!r}, request_id_var is {in_outer!r}"
+    )
+    assert same(in_inner, "inner-2"), f"a nested scope should set its own ID, got {in_inner!r}"
+    assert same(back_in_outer, "outer-1"), (
+        f"after a nested scope ends the outer ID should be back, got {back_in_outer!r}"
+    )
     assert var.get() is None, f"after the scope request_id_var should be None again, got {var.get()!r}"
     with pytest.raises(KeyError), notebook.request_scope("failing"):
         raise KeyError("boom")
     assert var.get() is None, "an exception inside the scope left its request ID behind"
     with notebook.request_scope() as made:
-        assert isinstance(made, str) and len(made) == 12, (
-            f"request_scope() without an ID should yield a new 12-character ID, got {made!r}"
-        )
-        assert var.get() == made
+        in_made = var.get()
+    assert type(made) is str and len(made) == 12, (
+        f"request_scope() without an ID should yield a new 12-character ID, got {made!r}"
+    )
+    assert same(in_made, made), f"request_id_var should hold the generated ID {made!r}, got {in_made!r}"
     with notebook.request_scope() as other:
-        assert isinstance(other, str) and other != made, "two generated IDs should differ"
+        pass
+    assert type(other) is str and other != made, f"two generated IDs should differ: {made!r}, {other!r}"
 
 
 @exercise(
@@ -239,7 +253,7 @@ def test_secrets_are_redacted(notebook: types.ModuleType) -> None:
         f"only secret values should change, got {request}"
     )
     assert event.get("prompt_tokens") == 42, "prompt_tokens is not a secret: is_secret_key() says so"
-    assert headers["Authorization"] == "Bearer sk-live-1", (
+    assert same(headers["Authorization"], "Bearer sk-live-1"), (
         "logging changed the caller's own headers dict: redact a copy"
     )
 
@@ -342,7 +356,7 @@ def test_instrumented_success(notebook: types.ModuleType) -> None:
     )
     assert len(spy.calls) == 1, f"metrics.record should be called once, got {spy.calls}"
     method, seconds, error = spy.calls[0]
-    assert method == "embed" and math.isclose(seconds, 0.25) and error is None, (
+    assert same(method, "embed") and math.isclose(seconds, 0.25) and error is None, (
         f"expected record('embed', 0.25, None), got record{spy.calls[0]}"
     )
 
@@ -367,7 +381,7 @@ def test_instrumented_error(notebook: types.ModuleType) -> None:
         f"ConnectionError; got {end}"
     )
     assert isinstance(end.get("duration_ms"), float) and math.isclose(end["duration_ms"], 500.0), f"got {end}"
-    assert len(spy.calls) == 1 and spy.calls[0][0] == "generate" and spy.calls[0][2] is boom, (
+    assert len(spy.calls) == 1 and same(spy.calls[0][0], "generate") and spy.calls[0][2] is boom, (
         f"expected record('generate', 0.5, <the error>), got {spy.calls}"
     )
 
@@ -387,7 +401,7 @@ async def test_instrumented_inside_coroutines(notebook: types.ModuleType) -> Non
             return request_id
 
     results = await asyncio.gather(step("r1"), step("r2"))
-    assert results == ["r1", "r2"]
+    assert_same(results, ["r1", "r2"], "the coroutines' results")
     events = read_events(stream)
     seen = [(e.get("event"), e.get("request_id")) for e in events]
     assert seen == [("call.start", "r1"), ("call.start", "r2"), ("call.end", "r1"), ("call.end", "r2")], (
@@ -427,15 +441,15 @@ async def test_traced_sync_and_async(notebook: types.ModuleType) -> None:
 
     Tools.count = notebook.traced(Tools.count)  # type: ignore[method-assign]
     Tools.fetch = notebook.traced(Tools.fetch)  # type: ignore[method-assign]
-    assert Tools.count.__name__ == "count" and Tools.count.__doc__ == "Count words.", (
+    assert same(Tools.count.__name__, "count") and same(Tools.count.__doc__, "Count words."), (
         "the decorated method lost its name or docstring: use functools.wraps"
     )
     assert inspect.iscoroutinefunction(Tools.fetch), (
         "decorating an async method should give an async function back"
     )
     tools = Tools()
-    assert tools.count("a b c") == 3
-    assert await tools.fetch("k", fail=False) == "K"
+    assert_same(tools.count("a b c"), 3, "the traced count('a b c')")
+    assert_same(await tools.fetch("k", fail=False), "K", "the traced fetch('k')")
     with pytest.raises(LookupError):
         await tools.fetch("missing", fail=True)
     events = read_events(stream)
@@ -447,7 +461,7 @@ async def test_traced_sync_and_async(notebook: types.ModuleType) -> None:
     ]
     assert seen == want, f"expected (event, method, outcome) {want}, got {seen}"
     recorded = [(m, e is None) for m, _, e in spy.calls]
-    assert recorded == [("count", True), ("fetch", True), ("fetch", False)], (
+    assert same(recorded, [("count", True), ("fetch", True), ("fetch", False)]), (
         f"each call should be recorded once in the metrics, got {spy.calls}"
     )
 
@@ -505,11 +519,11 @@ async def test_one_request_flow(notebook: types.ModuleType) -> None:
     backend = ScriptedBackend()
     service = notebook.AnswerService(backend, telemetry)
     answer = await service.answer("What is a histogram?", request_id="req-42")
-    assert answer == "answer 1", f"answer() should return the completion's text, got {answer!r}"
-    assert backend.searches == [("What is a histogram?", 3)], f"search calls: {backend.searches}"
+    assert same(answer, "answer 1"), f"answer() should return the completion's text, got {answer!r}"
+    assert same(backend.searches, [("What is a histogram?", 3)]), f"search calls: {backend.searches}"
     want_prompt = "doc 0 for What is a histogram?\ndoc 1 for What is a histogram?\n" \
         "doc 2 for What is a histogram?\nQuestion: What is a histogram?"
-    assert backend.prompts == [want_prompt], f"prompt: expected {want_prompt!r}, got {backend.prompts}"
+    assert same(backend.prompts, [want_prompt]), f"prompt: expected {want_prompt!r}, got {backend.prompts}"
     events = read_events(stream)
     flow = flow_of(events, "req-42")
     assert flow == EXPECTED_FLOW, f"the flow of req-42: expected {EXPECTED_FLOW}, got {flow}"
@@ -625,8 +639,8 @@ def test_request_flow(notebook: types.ModuleType) -> None:
         f"request_flow should return a list of dicts, got {flow!r}"
     )
     want = [json.loads(LOG_LINES[i]) for i in (0, 7, 10)]
-    assert flow == want, f"expected the three events of r-1 in order: {want}, got {flow}"
-    assert notebook.request_flow(LOG_LINES, "r-9") == [], "an unknown request should have an empty flow"
+    assert same(flow, want), f"expected the three events of r-1 in order: {want}, got {flow}"
+    assert same(notebook.request_flow(LOG_LINES, "r-9"), []), "an unknown request should have an empty flow"
 
 
 @exercise(
@@ -648,4 +662,4 @@ def test_step_durations(notebook: types.ModuleType) -> None:
         f"step_durations should return a dict of method name to float milliseconds, got {got!r}"
     )
     want = {"retrieve": 12.5, "generate": 15.0, "answer": 30.5}
-    assert got == want, f"expected {want}, got {got}"
+    assert same(got, want), f"expected {want}, got {got}"

@@ -18,8 +18,11 @@ from course.pytest_plugin import exercise
 
 def _text(notebook: types.ModuleType, name: str) -> str:
     value = getattr(notebook, name, None)
-    if not isinstance(value, str):
-        pytest.fail(f"the notebook should define {name} as a string; found {value!r}", pytrace=False)
+    # Exactly str: a subclass could answer every `in`, `==` or startswith() with yes (and
+    # make the YAML parser loop forever).
+    if type(value) is not str:
+        pytest.fail(f"the notebook should define {name} as a plain string; found {value!r} "
+                    f"({type(value).__name__})", pytrace=False)
     return value
 
 

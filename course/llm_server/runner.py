@@ -42,10 +42,20 @@ class _QuietDrops(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], StreamDropped))
 
 
+class _QuietClientGone(logging.Filter):
+    """A client that stops reading a stream early (``break``, ``aclose()``, a timeout) leaves
+    the server writing to a closed socket, and asyncio warns ``socket.send() raised
+    exception.``. For this server that is a client's choice, not a fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("socket.send() raised exception")
+
+
 def quiet_dropped_streams() -> None:
-    logger = logging.getLogger("uvicorn.error")
-    if not any(isinstance(existing, _QuietDrops) for existing in logger.filters):
-        logger.addFilter(_QuietDrops())
+    for name, kind in (("uvicorn.error", _QuietDrops), ("asyncio", _QuietClientGone)):
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, kind) for existing in logger.filters):
+            logger.addFilter(kind())
 
 
 def bind(host: str, port: int) -> socket.socket:

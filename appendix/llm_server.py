@@ -14,10 +14,10 @@
 # # The course's LLM API server
 #
 # Every lesson that talks to a language model talks to this server: a real HTTP server on
-# your own machine that answers like the OpenAI and Anthropic APIs, with no API key and no
-# internet. It gives the same answer to the same request, so outputs are stable, and it
-# misbehaves on demand (slow answers, rate limits, errors, stalls, broken streams) so you
-# can practise handling failures that are rare and hard to provoke against a real provider.
+# your own machine that answers like the OpenAI and Anthropic APIs, with no real API key
+# and no internet. It gives the same answer to the same request, so outputs are stable,
+# and it misbehaves on demand (slow answers, rate limits, errors, stalls, broken streams) so
+# you can practise handling failures that are rare and hard to provoke against a real provider.
 #
 # **From a terminal**, start it and leave it running:
 #

@@ -649,7 +649,7 @@ print(hasattr(vendor, "embed_one"))
 # %% [markdown]
 # ## Dataclasses
 #
-# Much of an AI codebase is records: documents, chunks, requests, usage, evaluation
+# Much of an AI code base is records: documents, chunks, requests, usage, evaluation
 # results. Writing `__init__`, `__repr__` and `__eq__` by hand for each is tedious and
 # easy to get subtly wrong. `@dataclass` generates them from annotated fields.
 
@@ -685,9 +685,9 @@ class SharedMetadataDocument:
 
 
 # %% [markdown]
-# The check only knows about `list`, `dict` and `set`. Anything else evaluated once as a
-# default is still shared, and a timestamp is the classic case: every record below gets
-# the moment the class was *defined*.
+# The check refuses only unhashable defaults, such as lists, dicts and sets. Any
+# hashable value evaluated once is still shared, and a timestamp is the classic case:
+# every record below gets the moment the class was *defined*.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -867,7 +867,7 @@ print(hit == ("Refunds are issued within 14 days.", 0.83))  # it *is* a tuple
 # and it iterates and indexes like one, which is rarely what a record should do.
 #
 # **Pydantic** is different in kind: it *parses and validates*. Type hints on a
-# dataclass are documentation only; nothing checks them at runtime. Pydantic checks
+# dataclass are documentation only; nothing checks them at run time. Pydantic checks
 # them, coerces where that is safe, and reports every problem with its location. That
 # is what you want where data crosses into your code: request bodies, JSON an LLM
 # produced, environment settings.
@@ -902,8 +902,8 @@ except ValidationError as exc:
 # **attrs** is the third-party library dataclasses were modelled on. `@attrs.define`
 # gives slotted classes by default, plus per-field `validator=` and `converter=`
 # arguments, so you get validation on plain classes without Pydantic's parsing model.
-# Choose it when you want that and are happy to add a dependency; it is not installed
-# in this course, so there is no example to run.
+# Choose it when you want that and are happy to add a dependency. The course itself does
+# not depend on attrs, so this chapter shows no example.
 #
 # | | NamedTuple | dataclass | Pydantic | attrs |
 # |---|---|---|---|---|
@@ -1026,8 +1026,8 @@ print({name: metric.score(answer, reference) for name, metric in metrics.items()
 # - Call `super().__init_subclass__(**kwargs)`, or other bases' hooks never run.
 # - Registration happens when the `class` statement runs. A plugin module nobody imports
 #   never registers; and re-running a notebook cell defines the class again.
-# - Deciding what to do about a second class claiming the same name is your job. The
-#   exercises make you decide.
+# - Decide what happens when a second class claims a name that is taken. Silently
+#   replacing the first is the worst choice; the exercises make it an error.
 #
 # Metaclasses still have their place, mostly in libraries: when you need to control the
 # class namespace before the body runs (`__prepare__`), or give the class object itself
@@ -1191,7 +1191,7 @@ for question in [
 
 # %% [markdown]
 # Each stage knows only its own job, so adding a reranker or a PII filter means adding
-# one class and one link. Many codebases use the flat version of the same idea, a list
+# one class and one link. Many code bases use the flat version of the same idea, a list
 # of stages and a loop that stops when one says so; pick whichever your team reads more
 # easily.
 #
@@ -1507,11 +1507,12 @@ SystemPromptBuilder("a terse assistant", max_words=20).context(*knowledge_base).
 # - Strategy, chain of responsibility, observer, factory and builder keep LLM pipelines
 #   swappable and testable. Prefer module instances and dependency injection to
 #   singletons.
-#
-# Now build a provider layer yourself: [the chapter 1 exercises](../exercises/01_classes).
 
 # %% [markdown]
 # ## Next
 #
-# After the exercises, [Chapter 2](02_type_hints) adds type hints to classes like these,
-# so mypy catches a provider that returns the wrong shape before a user does.
+# Build a provider layer yourself in [the exercises](../exercises/01_classes): an
+# interface, two providers, a registry that fills itself, a factory and a prompt builder.
+#
+# Then [Chapter 2](02_type_hints) adds type hints to classes like these, so mypy catches a
+# provider that returns the wrong shape before a user does.

@@ -19,7 +19,7 @@
 # `None`, a list where one item was expected. Type hints let a tool find those bugs
 # before a user does.
 #
-# This chapter covers:
+# **What you'll learn**
 #
 # - why type hints pay off, and how to run mypy (and `mypy --strict`) locally and in CI;
 # - the everyday vocabulary: collections, `X | None`, aliases, `Callable`, generics,
@@ -107,7 +107,7 @@ print("\n".join(typecheck_source(snippet)))
 # `--strict` turns on a set of flags; the ones that matter most are: every function must
 # be annotated (`disallow_untyped_defs`), calling unannotated code from annotated code is
 # an error, `Any` may not leak silently out of a function (`warn_return_any`), and
-# generics need their parameters (`list`, not bare `list`). Put the settings in
+# generics need their parameters (`list[str]`, not a bare `list`). Put the settings in
 # `pyproject.toml` so everyone runs the same check:
 #
 # ```toml

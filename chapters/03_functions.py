@@ -603,10 +603,10 @@ for query in ["refund policy", "opening hours", "refund policy", "refund policy"
 calls, embed.cache_info()
 
 # %% [markdown]
-# Three rules keep it safe. Arguments must be hashable (`embed(["a", "b"])` raises
+# Four rules keep it safe. Arguments must be hashable (`embed(["a", "b"])` raises
 # `TypeError`, so pass a tuple). Return immutable values (a tuple, not a list), or one
-# caller's edit corrupts every later caller's result. And do not put it on methods of
-# long-lived objects: the cache holds `self` and keeps the object alive. Do not cache
+# caller's edit corrupts every later caller's result. Do not put it on methods of
+# long-lived objects: the cache holds `self` and keeps the object alive. And do not cache
 # what must not be shared: sampled completions at `temperature > 0` are meant to differ.
 #
 # ## Context managers

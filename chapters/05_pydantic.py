@@ -122,7 +122,7 @@ print(type(request.messages[0]).__name__, type(request.temperature).__name__)
 # %% [markdown]
 # ## Reading a `ValidationError`
 #
-# Now a request with three mistakes:
+# Now a request with four mistakes:
 
 # %% tags=["raises-exception"]
 ChatRequest(
@@ -858,12 +858,14 @@ os.chdir(previous_dir)
 # - Validation costs microseconds per record; measure before reaching for a dataclass.
 # - `BaseSettings` reads the environment and `.env` files; `SecretStr` masks keys;
 #   profiles live in files.
-#
-# Now build the configuration system of an LLM service yourself:
-# [the chapter 5 exercises](../exercises/05_pydantic).
 
 # %% [markdown]
 # ## Next
 #
-# After the exercises, [Chapter 6](06_resilience) deals with the provider on the other side
-# of the boundary failing: retries, rate limits, circuit breakers and fallbacks.
+# Build the configuration system of an LLM service in
+# [the exercises](../exercises/05_pydantic): API keys, model parameters, a retry policy
+# and feature flags, loaded from the environment and `.env`, with profiles and masked
+# secrets.
+#
+# Then [Chapter 6](06_resilience) deals with the provider on the other side of the
+# boundary failing: retries, rate limits, circuit breakers and fallbacks.

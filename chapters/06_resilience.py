@@ -41,7 +41,8 @@
 # Anthropic-style ones at `/v1/messages`. The `X-Mock-Scenario` header makes one request
 # fail on purpose: `error:503`, `rate_limited:retry_after=0.05`, `latency:300ms`,
 # `fail_first:2:503` (fail the first two calls counted under the `X-Mock-Key` header,
-# then succeed), and more (see the appendix on the server). Start it for the chapter:
+# then succeed), and more (see [the appendix on the server](../appendix/llm_server)).
+# Start it for the chapter:
 
 # %%
 import asyncio
@@ -262,9 +263,10 @@ print(f"answered {sorted(answers)}, retry {retry_later}, rejected {rejected}")
 # A retryable error says "not now". How long to wait? **Exponential backoff** doubles
 # the wait after each failure (`base * 2**attempt`, capped), so a struggling provider
 # gets more and more room. But if a thousand clients failed at the same moment, they
-# all retry at the same moments too: after 0.1 s, after 0.2 s, after 0.4 s. Each retry
-# wave hits the provider as hard as the first failure did. That is the **thundering
-# herd**, and it keeps a recovering service down.
+# all retry at the same moments too: they wait 0.1 s, then 0.2 s, then 0.4 s, so every
+# retry lands at 0.1 s, 0.3 s or 0.7 s. Each retry wave hits the provider as hard as the
+# first failure did. That is the **thundering herd**, and it keeps a recovering service
+# down.
 #
 # **Jitter** spreads the waves: "full jitter" waits a random time between 0 and the
 # exponential delay. A simulation: 1,000 clients fail at the same moment and retry three
@@ -322,7 +324,7 @@ print(f"most retries in any 10 ms: {max(per_slot(plain, 0.01))} without jitter, 
 # times its normal load exactly when it can least take it. A **retry budget** caps
 # retries as a fraction of real traffic: each request earns, say, 0.1 of a retry token,
 # and a retry spends a whole one. In normal times a few retries always fit; in an outage
-# retries add at most 10 % to the load.
+# retries add about 10 % to the load (plus a small starting reserve), not 300 %.
 
 # %%
 class RetryBudget:
@@ -363,14 +365,15 @@ print("with a 10% budget:", outage_load(RetryBudget()), "calls for 1000 requests
 # ## `tenacity`
 #
 # You could write the retry loop yourself (chapter 3 did), but `tenacity` is the
-# standard library for it: the policy is declared in one place, from parts you combine.
+# library most Python code uses for it: the policy is declared in one place, from parts
+# you combine.
 #
 # - `stop=stop_after_attempt(4)` (or `stop_after_delay(10)`, or both with `|`);
 # - `wait=wait_random_exponential(multiplier=..., max=...)`: exponential backoff with
 #   full jitter;
 # - `retry=retry_if_exception_type(RetryableError)`: only what is worth retrying;
 # - `reraise=True`: after the last attempt, raise the original error rather than
-#   tenacity's `RetryError` wrapper;
+#   the `RetryError` wrapper;
 # - `before_sleep=...`: a hook to log each retry.
 #
 # It works on coroutines as well as functions. Short waits here, so the notebook stays
@@ -526,7 +529,7 @@ for label, kwargs in [("no limit", {}), ("Semaphore(3)", {"semaphore": asyncio.S
 # %% [markdown]
 # No limit: all twelve in flight at once. The semaphore: never more than three in flight,
 # in waves. The bucket: two at once (the burst), then one every 50 ms: the rate is capped
-# and the in-flight count follows from rate times latency. Real clients often need both:
+# and the in-flight count follows from rate times latency, plus the burst. Real clients often need both:
 # a bucket for the provider's per-minute quota, a semaphore to protect their own memory
 # and connection pool. (Chapter 4's exercise builds the full rate-limited client.)
 
@@ -868,12 +871,12 @@ server.stop()
 # - Degrade gracefully: track health, put a circuit breaker in front of each provider,
 #   fall back along a chain (primary, secondary, cache, graceful error), and hedge slow
 #   requests, cancelling the losers.
-#
-# Now build the breaker and a client that survives its providers:
-# [the chapter 6 exercises](../exercises/06_resilience).
 
 # %% [markdown]
 # ## Next
 #
-# After the exercises, [Chapter 7](07_streaming) streams answers chunk by chunk, where a
-# failure can arrive halfway through a response.
+# Build a circuit breaker and a multi-provider client with fallback and hedging in
+# [the exercises](../exercises/06_resilience), tested against injected failures.
+#
+# Then [Chapter 7](07_streaming) streams answers chunk by chunk, where a failure can
+# arrive halfway through a response.

@@ -47,7 +47,7 @@
 # %% [markdown]
 # ## The local server
 #
-# The course's LLM server streams exactly as the two providers do. Start it, with a few
+# The course's local LLM server streams exactly as the two providers do. Start it, with a few
 # scripted replies for the JSON section near the end (a prompt containing a marker such
 # as `#tickets` gets that text as its answer). One `httpx.AsyncClient` serves the whole
 # chapter.
@@ -388,7 +388,7 @@ print(len(pieces), "text deltas:", "".join(pieces))
 #
 # `await http.post(...)` reads the whole body before it returns, even when the request
 # body says `"stream": true`. That flag tells the *server* to send events; it does not
-# tell *httpx* to hand them over as they come. For that you use `http.stream(...)` as an
+# tell *`httpx`* to hand them over as they come. For that you use `http.stream(...)` as an
 # async context manager. It returns as soon as the status line and headers are in, and you
 # pull the body with one of four iterators:
 #
@@ -442,7 +442,7 @@ print(f"{events} events arrived as {len(chunks)} byte chunks and {len(lines)} li
 # string, even in the middle of a multi-byte character.
 #
 # To see what that does, take a real body (a scripted reply with non-ASCII text) and cut it
-# the way a proxy might. A `httpx.Response` built from an async iterator of bytes goes
+# the way a proxy might. An `httpx.Response` built from an async iterator of bytes goes
 # through the same decoding as one read from a socket:
 
 # %%
@@ -704,7 +704,7 @@ for api in ("openai", "anthropic"):
     print(f"{api}: kept {''.join(received)!r}")
 
 # %% [markdown]
-# httpx raises `RemoteProtocolError`: the body was chunked and the closing chunk never came.
+# `httpx` raises `RemoteProtocolError`: the body was chunked and the closing chunk never came.
 # On a real network a reset connection raises `ReadError` instead. Both are subclasses of
 # `httpx.TransportError`, so catch that. The OpenAI stream lost its first event to the
 # role chunk and kept four words; the Anthropic one spent three events on
@@ -733,7 +733,7 @@ except StreamIncomplete as error:
     print(f"StreamIncomplete: {error}; kept {''.join(received)!r}")
 
 # %% [markdown]
-# httpx saw a well-formed body, and a parser that only looks for text would return
+# `httpx` saw a well-formed body, and a parser that only looks for text would return
 # `"Meet me at the café"` as the whole answer. Only the missing `[DONE]` gives it away,
 # which is why `text_pieces()` checks for the end marker instead of trusting the end of
 # the body.
@@ -741,8 +741,8 @@ except StreamIncomplete as error:
 # ### The server stalls: `stall`
 #
 # The request is accepted and then nothing happens: an overloaded provider, a hung proxy.
-# `stall` sends nothing at all; `stall:after=6` sends six events and then nothing. httpx's
-# **read timeout** fires when no bytes arrive for that long:
+# `stall` sends nothing at all; `stall:after=6` sends six events and then nothing. The
+# **read timeout** of `httpx` fires when no bytes arrive for that long:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -770,7 +770,7 @@ except httpx.ReadTimeout:
 #
 # ### Total timeout against gap timeout
 #
-# httpx's `Timeout(5.0)` is **not** a limit on the whole request. It limits each step:
+# `httpx.Timeout(5.0)` is **not** a limit on the whole request. It limits each step:
 # connecting, each write, each read, waiting for a pool connection. The read timeout is
 # therefore a *gap* timeout on bytes: a stream that sends one byte every four seconds never
 # trips a five-second timeout, however long it runs.
@@ -780,7 +780,7 @@ except httpx.ReadTimeout:
 # - a **gap timeout**: no new *piece of text* within N seconds means the stream is stuck.
 #   It must be short enough to catch a stall quickly and long enough for a slow model's
 #   pauses. Bytes are not progress: `ping` events and `: keep-alive` comments reset
-#   httpx's read timer while no text arrives.
+#   the read timer of `httpx` while no text arrives.
 # - a **total timeout** (a deadline), for a caller that cannot wait forever. Set it from
 #   the longest answer you expect, not from a typical one.
 #
@@ -827,11 +827,11 @@ for scenario in ("trickle:20ms", "stall:after=6"):
 
 # %% [markdown]
 # The slow but healthy stream completes; the stuck one fails a tenth of a second after its
-# last piece, with the partial text in hand. The first wait also covers the status line and
-# headers, since the generator only sends the request when first asked for a piece: a
-# server that stalls before sending anything is a gap too. When the timeout fires, the `CancelledError`
-# it uses lands inside the generator, which unwinds through its `async with` and closes the
-# response.
+# last piece, with the partial text in hand. The first wait also covers the status line
+# and headers, since the generator only sends the request when first asked for a piece:
+# a server that stalls before sending anything is a gap too. When the timeout fires, the
+# `CancelledError` it uses lands inside the generator, which unwinds through its
+# `async with` and closes the response.
 #
 # Notice where the timer is: around the *wait* for a piece, never around a `yield`. A
 # timeout opened inside a generator and held across a `yield` would also count the time
@@ -916,8 +916,8 @@ for api in ("openai", "anthropic"):
 # Apart from a stall before the first byte and a slow stream, every row can leave you
 # holding partial text. The last row is the dangerous one: the only fault that raises
 # nothing unless you look for it. Check the finish reason as well: `length` (OpenAI) or
-# `max_tokens` (Anthropic) means the stream ended properly but the answer did not: your
-# `max_tokens` limit cut it.
+# `max_tokens` (Anthropic) means the stream ended properly but the answer did not; your
+# `max_tokens` limit cut it short.
 
 # %% [markdown]
 # ## Streaming structured output: JSON you cannot parse yet
@@ -1083,8 +1083,8 @@ server.stop()
 # That is a total timeout: it measures the length of the answer, not whether the stream is
 # moving. Use a gap timeout, restarted for each piece (`asyncio.timeout(gap)` around
 # `anext(stream)`), of a few seconds, to catch stalls fast; keep a total deadline only if a
-# caller needs one, set from the longest answer you expect. httpx's read timeout is also a
-# gap timeout, but on bytes, and keep-alive pings reset it.
+# caller needs one, set from the longest answer you expect. The read timeout of `httpx` is
+# also a gap timeout, but on bytes, and keep-alive pings reset it.
 # ```
 #
 # **3.** Your stream handler reads `async for piece in stream_text(...)` and `break`s when

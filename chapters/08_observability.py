@@ -28,8 +28,9 @@
 # | **metrics** | how often, how much, how slow, over time | p95 latency of `generate` in the last 5 minutes |
 #
 # This chapter builds all three with the standard library, `structlog` and
-# `prometheus_client`. At the end, [the exercises](../exercises/08_observability) make a
-# small RAG service fully observable.
+# `prometheus_client`, and measures time (`perf_counter`) and memory (`tracemalloc`) on the
+# way. At the end, [the exercises](../exercises/08_observability) make a small RAG service
+# fully observable.
 
 # %% [markdown]
 # ## Configure `logging` once, at the edge
@@ -134,7 +135,7 @@ llm_log.info("llm.call", extra={"model": "mock-gpt", "latency_ms": 812.4, "promp
 # %% [markdown]
 # ## `structlog`: a pipeline of processors
 #
-# A structlog logger takes keyword arguments and passes an *event dict* through a list of
+# A `structlog` logger takes keyword arguments and passes an *event dict* through a list of
 # **processors**, functions `(logger, method_name, event_dict) -> event_dict`. The last
 # one renders it. Each processor does one job: add the level, add a timestamp, remove a
 # secret, render JSON.
@@ -346,8 +347,8 @@ def request_context(rid: str) -> Iterator[None]:
 
 
 # %% [markdown]
-# structlog keeps its own context variables for exactly this: `bind_contextvars()` adds
-# fields, and the `merge_contextvars` processor (first in our pipeline) puts them on
+# `structlog` keeps its own context variables for exactly this: `bind_contextvars()` adds
+# fields, and the `merge_contextvars` processor (first in the pipeline) puts them on
 # every line. Now the ID reaches lines logged deep inside code that never heard of it:
 
 # %%
@@ -377,7 +378,7 @@ flow_log.info("outside any request")
 # automatically (`asyncio.to_thread` copies the context for you; a plain
 # `ThreadPoolExecutor` needs `contextvars.copy_context().run`), and the ID should cross
 # service boundaries too: send it as an `X-Request-ID` header to the APIs you call (the
-# course's LLM server echoes it back and records it in its own log).
+# course's local LLM server echoes it back and records it in its own log).
 
 # %% [markdown]
 # ## Timing: `perf_counter`, as a context manager and a decorator

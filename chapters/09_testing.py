@@ -99,7 +99,7 @@ test_parse_label_reads_json()
 
 # %% [markdown]
 # Tests live in files (`tests/test_classifier.py`) and run with `pytest`. To run real
-# pytest from this page, a helper writes the source of the functions we pass it into a
+# pytest from this page, a helper writes the source of the functions it is given into a
 # `test_lesson.py` in a temporary folder and runs pytest there, showing its report (with
 # the timings taken out, so the page is the same on every run):
 
@@ -422,7 +422,7 @@ except AttributeError as exc:
 #
 # For the layer that speaks HTTP, mock at the transport, below your code: the client
 # builds real requests, sends them nowhere, and gets the responses you script. With
-# httpx, a `MockTransport` wraps a function from request to response:
+# `httpx`, a `MockTransport` wraps a function from request to response:
 
 # %%
 import httpx
@@ -455,7 +455,7 @@ await test_request_and_reply_with_mock_transport()
 
 # %% [markdown]
 # `respx` does the same with routes, like a tiny web framework for fakes: it patches
-# httpx for the duration of a `with` block (or through its `respx_mock` fixture), and
+# `httpx` for the duration of a `with` block (or through its `respx_mock` fixture), and
 # each route records its calls:
 
 # %%
@@ -664,7 +664,7 @@ print(missing.status_code, missing.json())
 # ```{admonition} Answer
 # :class: dropdown
 # For large, deterministic outputs whose exact form matters but is tedious to write out:
-# rendered prompts, tool schemas, serialized requests. It catches any change, including
+# rendered prompts, tool schemas, serialised requests. It catches any change, including
 # ones nobody thought to assert. The risk is rubber-stamping: if people rerun with
 # "update snapshots" without reading the diff, the test checks nothing. Review snapshot
 # diffs like code, and keep targeted assertions for the properties that must hold.

@@ -613,9 +613,9 @@ print(report(check_dockerfile(leaky_dockerfile)))
 #
 # An LLM service rarely runs alone: it caches in Redis, and it calls an LLM API that, in
 # development, should be a **mock**: free, offline, deterministic, and able to simulate
-# failures (the role the course's own `course.llm_server` plays in every chapter). A
-# `compose.yaml` file declares those services and how they connect; `docker compose up`
-# starts them all.
+# failures (the role the course's local LLM server, `course.llm_server`, plays in this
+# book). A `compose.yaml` file declares those services and how they connect;
+# `docker compose up` starts them all.
 #
 # The points that matter:
 #
@@ -669,10 +669,10 @@ print(report(check_compose(first_try)))
 # Nobody should have to remember `docker compose up --build` or the exact mypy flags. A
 # `Makefile` gives each routine task a name (`make dev`, `make test`, `make lint`), the
 # same for every person and for CI. This repository's CI script, `.ci/run`, is little
-# more than `make test` and `make book`, so "it passes on my machine" and "it passes in
-# CI" mean the same thing.
+# more than a list of make targets (`test`, `linkcheck`, `book-force`, `browser-check`),
+# so "it passes on my machine" and "it passes in CI" mean the same thing.
 #
-# `make` has no Python parser worth the name, so the checker includes a small one. On
+# Makefiles have no Python parser worth the name, so the checker includes a small one. On
 # this repository's Makefile:
 
 # %%

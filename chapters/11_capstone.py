@@ -51,8 +51,8 @@
 # that contains the marker with whatever the function returns for the prompt. Here the
 # function labels tickets by keywords. Like a real model, it is not perfectly obedient:
 # it wraps some answers in a code fence, and answers some tickets in chatty prose instead
-# of JSON (lorem ipsum until the prompt says its last answer was invalid, gibberish
-# always).
+# of JSON: a lorem-ipsum ticket until the prompt says the last answer was invalid, a
+# gibberish one (`xyzzy`) every time.
 
 # %%
 import json
@@ -384,9 +384,11 @@ def error_for(response: httpx.Response) -> TriageError:
 # The client asks for a streamed answer ([chapter 7](07_streaming)) and reads the
 # server-sent events as they arrive. Streaming matters here even though nobody watches
 # the words appear: the timeout becomes a limit on the **gap between chunks**, not on
-# the whole answer (httpx's read timeout applies to each read), so a provider that stalls
-# halfway is caught in `timeout_s` while a long, steady answer is not cut off. And a
-# stream that stops without its final `[DONE]` is a broken answer, not a short one.
+# the whole answer (the read timeout of `httpx` applies to each read), so a provider that
+# stalls halfway is caught in `timeout_s` while a long, steady answer is not cut off. (It
+# times bytes, not text: a provider that sent only keep-alive comments would never trip
+# it, though the gap timeout on text pieces of chapter 7 would.) And a stream that stops
+# without its final `[DONE]` is a broken answer, not a short one.
 #
 # Every request carries an `X-Request-ID` ([chapter 8](08_observability)). The local
 # server records it, as API gateways and many providers do, which turns "your API failed
@@ -1062,6 +1064,7 @@ server.stop()
 #
 # Assemble the service yourself in [the exercises](../exercises/11_capstone): its
 # settings, the validated model output, the telemetry, the retry loop and the batch
-# runner, graded by the same tests that checked this page's pieces.
+# runner, graded the way this page tests the service: against the local server, with
+# faults injected through the base URL, counting requests instead of timing them.
 # Then keep [the cheat sheet](../appendix/cheat_sheet) at hand for the day you build the
 # next one.

@@ -902,9 +902,28 @@ except ValidationError as exc:
 # **attrs** is the third-party library dataclasses were modelled on. `@attrs.define`
 # gives slotted classes by default, plus per-field `validator=` and `converter=`
 # arguments, so you get validation on plain classes without Pydantic's parsing model.
-# Choose it when you want that and are happy to add a dependency. The course itself does
-# not depend on attrs, so this chapter shows no example.
-#
+# Choose it when you want that and are happy to add a dependency. It is already in this
+# course's environment (Jupyter Book depends on it), so here is the shape: a validator
+# rejects a bad temperature, and a converter turns the string from a config file into an
+# `int`.
+
+# %%
+import attrs
+
+
+@attrs.define
+class SamplingParams:
+    temperature: float = attrs.field(default=0.7, validator=[attrs.validators.ge(0), attrs.validators.le(2)])
+    max_tokens: int = attrs.field(default=256, converter=int)
+
+
+print(SamplingParams(max_tokens="512"))  # type: ignore[arg-type]  # a string, as read from a file
+try:
+    SamplingParams(temperature=3.5)
+except ValueError as exc:
+    print("rejected:", exc)
+
+# %% [markdown]
 # | | NamedTuple | dataclass | Pydantic | attrs |
 # |---|---|---|---|---|
 # | changeable | no | yes, or frozen | yes, or frozen | yes, or frozen |

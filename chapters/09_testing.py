@@ -396,6 +396,38 @@ await test_classify_does_not_retry_errors_from_the_client()
 print("all three passed")
 
 # %% [markdown]
+# `patch` replaces a name while a `with` block (or a decorated test) runs, then puts it
+# back. Where you patch matters. `pick_example` below looks up `random.choice` each time
+# it runs, so patching `random.choice` reaches it. `pick_example_bound` did `from random
+# import choice`: it holds its own name `choice`, which you must patch where it lives
+# (here the notebook's module, `__main__`; in a project, `service.choice`).
+
+# %%
+import random
+from random import choice
+from unittest.mock import patch
+
+EXAMPLES = ["Reset my password", "Refund my order", "The app crashes on start"]
+
+
+def pick_example(examples: list[str]) -> str:
+    """A few-shot example picked at random: fine in production, awkward in a test."""
+    return random.choice(examples)
+
+
+def pick_example_bound(examples: list[str]) -> str:
+    return choice(examples)
+
+
+with patch("random.choice", return_value="PATCHED") as fake:
+    print("pick_example:      ", pick_example(EXAMPLES))
+    print("pick_example_bound:", pick_example_bound(EXAMPLES[:1]), "(not patched)")
+fake.assert_called_once_with(EXAMPLES)
+
+with patch(f"{__name__}.choice", return_value="PATCHED"):
+    print("patched where it is looked up:", pick_example_bound(EXAMPLES))
+
+# %% [markdown]
 # Mocks are easy to overdo. A test that mocks everything checks only that the code calls
 # what it calls. Mock at the **boundary** (the network, the clock, the model) and let
 # the rest of your own code run for real. And prefer `create_autospec` or a tiny fake

@@ -104,6 +104,9 @@ def book(args: argparse.Namespace) -> int:
     if args.force:
         shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
         command.append("--all")
+    from course.prebuild import execute_into_cache
+
+    execute_into_cache(BUILD / ".jupyter_cache")
     if not run("build the book", command):
         return 1
     print(f"\nThe book is at {BUILD / 'html' / 'index.html'}")

@@ -1,0 +1,81 @@
+"""Execute the book's notebooks side by side, into the cache Jupyter Book reads.
+
+Jupyter Book (myst-nb, ``execute_notebooks: cache``) runs one notebook after another. On
+two cores that leaves one idle, and most chapters spend their time waiting on the local
+LLM server anyway. So ``course book`` first runs every notebook whose outputs are not
+cached yet in a pool of processes, and stores each result in ``_build/.jupyter_cache``
+exactly as myst-nb would. The build then finds every notebook cached and only renders.
+
+A notebook that fails here is simply not cached: the build executes it again and reports
+the error with its traceback, as it always did.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from course import ROOT
+
+BOOK_NOTEBOOK_FOLDERS = ("chapters", "appendix")
+TIMEOUT_S = 120  # the same as execute.timeout in _config.yml
+
+
+def book_notebooks() -> list[Path]:
+    return sorted(p for folder in BOOK_NOTEBOOK_FOLDERS for p in (ROOT / folder).glob("*.py"))
+
+
+def read(path: Path) -> Any:
+    """Read a notebook as myst-nb's custom format for ``.py`` does, so the hashes match."""
+    import jupytext
+
+    return jupytext.reads(path.read_text(encoding="utf-8"), fmt="py:percent")
+
+
+def _cached(cache: Any, path: Path) -> bool:
+    try:
+        cache.match_cache_notebook(read(path))
+    except KeyError:
+        return False
+    return True
+
+
+def _execute(path: Path) -> tuple[Path, Any, float, str | None]:
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    notebook = read(path)
+    result = single_nb_execution(
+        notebook, cwd=str(path.parent), allow_errors=False, timeout=TIMEOUT_S, meta_override=True
+    )
+    error = None if result.err is None else f"{type(result.err).__name__}: {result.err}"
+    return path, notebook, result.time, error
+
+
+def execute_into_cache(cache_dir: Path, workers: int | None = None) -> None:
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    cache = get_cache(str(cache_dir))
+    stale = [p for p in book_notebooks() if not _cached(cache, p)]
+    if not stale:
+        print("every notebook's outputs are cached", flush=True)
+        return
+    start = time.perf_counter()
+    workers = workers or max(1, min(len(stale), os.cpu_count() or 1))
+    print(f"executing {len(stale)} notebook(s), {workers} at a time", flush=True)
+    with ProcessPoolExecutor(workers) as pool:
+        for path, notebook, seconds, error in pool.map(_execute, stale):
+            name = path.relative_to(ROOT)
+            if error:
+                print(f"  {name}: failed ({error.splitlines()[0]}); the build will show why", flush=True)
+                continue
+            cache.cache_notebook_bundle(
+                CacheBundleIn(notebook, str(path), data={"execution_seconds": seconds}),
+                check_validity=False,
+                overwrite=True,
+            )
+            print(f"  {name}: {seconds:.1f} s", flush=True)
+    print(f"executed in {time.perf_counter() - start:.1f} s", flush=True)

@@ -14,13 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from course.prebuild import execute_into_cache
+
 ROOT = Path(__file__).resolve().parent.parent
 JUPYTER_BOOK = str(Path(sys.executable).with_name("jupyter-book"))
 SKIP = shutil.ignore_patterns("_build", ".venv", ".git", "__pycache__", ".mypy_cache", ".ruff_cache")
 
 
 def build(root: Path) -> float:
+    """What ``course book`` does: notebooks executed side by side into the cache, then the build."""
     start = time.perf_counter()
+    execute_into_cache(root)
     subprocess.run(
         [JUPYTER_BOOK, "build", str(root), "--warningiserror", "--keep-going", "-q"],
         check=True,

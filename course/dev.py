@@ -106,7 +106,7 @@ def book(args: argparse.Namespace) -> int:
         command.append("--all")
     from course.prebuild import execute_into_cache
 
-    execute_into_cache(BUILD / ".jupyter_cache")
+    execute_into_cache(ROOT)
     if not run("build the book", command):
         return 1
     print(f"\nThe book is at {BUILD / 'html' / 'index.html'}")

@@ -18,14 +18,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from course import ROOT
-
 BOOK_NOTEBOOK_FOLDERS = ("chapters", "appendix")
 TIMEOUT_S = 120  # the same as execute.timeout in _config.yml
 
 
-def book_notebooks() -> list[Path]:
-    return sorted(p for folder in BOOK_NOTEBOOK_FOLDERS for p in (ROOT / folder).glob("*.py"))
+def book_notebooks(root: Path) -> list[Path]:
+    return sorted(p for folder in BOOK_NOTEBOOK_FOLDERS for p in (root / folder).glob("*.py"))
 
 
 def read(path: Path) -> Any:
@@ -54,12 +52,13 @@ def _execute(path: Path) -> tuple[Path, Any, float, str | None]:
     return path, notebook, result.time, error
 
 
-def execute_into_cache(cache_dir: Path, workers: int | None = None) -> None:
+def execute_into_cache(root: Path, workers: int | None = None) -> None:
+    """Run every notebook of the book at ``root`` whose outputs are not in its cache."""
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
 
-    cache = get_cache(str(cache_dir))
-    stale = [p for p in book_notebooks() if not _cached(cache, p)]
+    cache = get_cache(str(root / "_build" / ".jupyter_cache"))
+    stale = [p for p in book_notebooks(root) if not _cached(cache, p)]
     if not stale:
         print("every notebook's outputs are cached", flush=True)
         return
@@ -68,7 +67,7 @@ def execute_into_cache(cache_dir: Path, workers: int | None = None) -> None:
     print(f"executing {len(stale)} notebook(s), {workers} at a time", flush=True)
     with ProcessPoolExecutor(workers) as pool:
         for path, notebook, seconds, error in pool.map(_execute, stale):
-            name = path.relative_to(ROOT)
+            name = path.relative_to(root)
             if error:
                 print(f"  {name}: failed ({error.splitlines()[0]}); the build will show why", flush=True)
                 continue

@@ -26,17 +26,16 @@ def write(folder: Path, name: str, code: str) -> Path:
 
 
 def test_good_notebooks_are_cached_and_failing_ones_are_not(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    good = write(tmp_path, "good.py", "print(6 * 7)")
-    bad = write(tmp_path, "bad.py", "raise RuntimeError('boom')")
-    monkeypatch.setattr(prebuild, "book_notebooks", lambda: [good, bad])
-    monkeypatch.setattr(prebuild, "ROOT", tmp_path)
-    cache_dir = tmp_path / "cache"
+    chapters = tmp_path / "chapters"
+    chapters.mkdir()
+    good = write(chapters, "good.py", "print(6 * 7)")
+    bad = write(chapters, "bad.py", "raise RuntimeError('boom')")
 
-    prebuild.execute_into_cache(cache_dir, workers=2)
+    prebuild.execute_into_cache(tmp_path, workers=2)
 
-    cache = get_cache(str(cache_dir))
+    cache = get_cache(str(tmp_path / "_build" / ".jupyter_cache"))
     record = cache.match_cache_notebook(prebuild.read(good))
     outputs = cache.get_cache_bundle(record.pk).nb.cells[0].outputs
     assert outputs[0]["text"] == "42\n"
@@ -45,5 +44,5 @@ def test_good_notebooks_are_cached_and_failing_ones_are_not(
     printed = capsys.readouterr().out
     assert "bad.py: failed (" in printed and "the build will show why" in printed
 
-    prebuild.execute_into_cache(cache_dir, workers=2)
+    prebuild.execute_into_cache(tmp_path, workers=2)
     assert "executing 1 notebook(s)" in capsys.readouterr().out, "only the uncached notebook runs again"

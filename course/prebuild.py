@@ -41,6 +41,13 @@ def _cached(cache: Any, path: Path) -> bool:
     return True
 
 
+def _quiet_kernels() -> None:
+    """Kernels inherit the worker's stderr and warn about TCP on start-up; a failure comes
+    back as the execution's error (and the build re-runs it with the full traceback)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+
+
 def _execute(path: Path) -> tuple[Path, Any, float, str | None]:
     from jupyter_cache.executors.utils import single_nb_execution
 
@@ -65,7 +72,7 @@ def execute_into_cache(root: Path, workers: int | None = None) -> None:
     start = time.perf_counter()
     workers = workers or max(1, min(len(stale), os.cpu_count() or 1))
     print(f"executing {len(stale)} notebook(s), {workers} at a time", flush=True)
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, initializer=_quiet_kernels) as pool:
         for path, notebook, seconds, error in pool.map(_execute, stale):
             name = path.relative_to(root)
             if error:

@@ -113,7 +113,7 @@ from pathlib import Path
 
 WORKDIR = Path(tempfile.mkdtemp(prefix="lesson09-"))
 HEADER = '''\
-import asyncio, difflib, json, os, re
+import asyncio, difflib, json, logging, os, re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -281,6 +281,43 @@ def test_missing_api_key_fails_fast(monkeypatch: Any) -> None:
 
 
 run_pytest(api_key, test_api_key_from_environment, test_missing_api_key_fails_fast)
+
+# %% [markdown]
+# `caplog` and `capsys` check what your code *says*. A fallback that quietly hides bad
+# model output is a bug you will not see in production unless it logs; the test makes
+# sure it does.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import logging
+
+
+def label_or_default(reply: str, default: str = "question") -> str:
+    """The reply's label, or `default` (with a warning in the log) when the reply is unusable."""
+    try:
+        return parse_label(reply)
+    except ValueError:
+        logging.getLogger("triage").warning("unusable reply, labelled %s: %r", default, reply[:40])
+        return default
+
+
+def report_progress(done: int, total: int) -> None:
+    print(f"{done}/{total} tickets labelled")
+
+
+def test_fallback_is_logged(caplog: Any) -> None:
+    with caplog.at_level(logging.WARNING, logger="triage"):
+        assert label_or_default("No idea, sorry") == "question"
+    assert [record.levelname for record in caplog.records] == ["WARNING"]
+    assert "unusable reply" in caplog.text
+
+
+def test_progress_is_printed(capsys: Any) -> None:
+    report_progress(3, 10)
+    assert capsys.readouterr().out == "3/10 tickets labelled\n"
+
+
+run_pytest(parse_label, label_or_default, report_progress, test_fallback_is_logged, test_progress_is_printed)
 
 # %% [markdown]
 # ## Markers: skip, xfail, and your own

@@ -183,6 +183,28 @@ print("\n".join(text_diff))
 # jupytext --sync analysis.ipynb                          # bring the pair back in step
 # ```
 #
+# Here is that round trip for real, in a scratch folder: pair a notebook, edit the `.py`
+# as you would in an editor or a pull request, then sync the pair.
+
+# %%
+jupytext_cli = str(Path(sys.executable).with_name("jupytext"))
+nbformat.write(experiment(0.7, run=1), scratch / "analysis.ipynb")
+
+
+def jupytext_run(*args: str) -> None:
+    subprocess.run([jupytext_cli, "--quiet", *args], cwd=scratch, check=True)
+
+
+jupytext_run("--set-formats", "ipynb,py:percent", "analysis.ipynb")
+paired = scratch / "analysis.py"
+print("created analysis.py:", paired.exists())
+paired.write_text(paired.read_text().replace("TEMPERATURE = 0.7", "TEMPERATURE = 0.2"))
+jupytext_run("--sync", "analysis.py")
+synced = nbformat.read(scratch / "analysis.ipynb", as_version=4)
+print("the .ipynb now runs:", synced.cells[1].source.splitlines()[0])
+print("and keeps the last run's output until you re-run it:", synced.cells[1].outputs[0]["data"]["text/plain"])
+
+# %% [markdown]
 # Commit the `.py`; commit the `.ipynb` only if readers need the outputs, and then
 # stripped (next section). This course goes further: **only** the percent `.py` files
 # are in git. The book renders them directly, and the test run converts them to

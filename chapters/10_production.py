@@ -202,7 +202,8 @@ paired.write_text(paired.read_text().replace("TEMPERATURE = 0.7", "TEMPERATURE =
 jupytext_run("--sync", "analysis.py")
 synced = nbformat.read(scratch / "analysis.ipynb", as_version=4)
 print("the .ipynb now runs:", synced.cells[1].source.splitlines()[0])
-print("and keeps the last run's output until you re-run it:", synced.cells[1].outputs[0]["data"]["text/plain"])
+last_output = synced.cells[1].outputs[0]["data"]["text/plain"]
+print("and keeps the last run's output until you re-run it:", last_output)
 
 # %% [markdown]
 # Commit the `.py`; commit the `.ipynb` only if readers need the outputs, and then

@@ -185,19 +185,21 @@ def pages(root: Path = ROOT) -> dict[Path, str]:
     }
 
 
+def _stale(root: Path) -> dict[Path, str]:
+    return {path: text for path, text in pages(root).items()
+            if not path.is_file() or path.read_text(encoding="utf-8") != text}
+
+
 def stale_pages(root: Path = ROOT) -> list[Path]:
-    return [path for path, text in pages(root).items()
-            if not path.is_file() or path.read_text(encoding="utf-8") != text]
+    return list(_stale(root))
 
 
 def write_pages(root: Path = ROOT) -> list[Path]:
-    written = []
-    for path, text in pages(root).items():
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-    return written
+    stale = _stale(root)
+    for path, text in stale.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return list(stale)
 
 
 def _run(args: argparse.Namespace) -> int:

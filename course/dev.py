@@ -36,8 +36,8 @@ def tool(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def notebook_sources() -> list[Path]:
-    return sorted(p for folder in NOTEBOOK_FOLDERS for p in (ROOT / folder).glob("*.py"))
+def notebook_sources(root: Path = ROOT, folders: Sequence[str] = NOTEBOOK_FOLDERS) -> list[Path]:
+    return sorted(p for folder in folders for p in (root / folder).glob("*.py"))
 
 
 def mirror_notebooks() -> Path:

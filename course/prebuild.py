@@ -15,15 +15,24 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-BOOK_NOTEBOOK_FOLDERS = ("chapters", "appendix")
-TIMEOUT_S = 120  # the same as execute.timeout in _config.yml
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no type hints
+
+from course.dev import notebook_sources
+
+BOOK_NOTEBOOK_FOLDERS = ("chapters", "appendix")  # exercises/ are excluded from execution
 
 
-def book_notebooks(root: Path) -> list[Path]:
-    return sorted(p for folder in BOOK_NOTEBOOK_FOLDERS for p in (root / folder).glob("*.py"))
+def execution_settings(root: Path) -> tuple[int, bool]:
+    """``execute.timeout`` and ``execute.allow_errors`` from the book's ``_config.yml``,
+    with Jupyter Book's defaults, so this runs notebooks under the build's own rules."""
+    config_file = root / "_config.yml"
+    config = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
+    execute = (config or {}).get("execute") or {}
+    return int(execute.get("timeout", 30)), bool(execute.get("allow_errors", False))
 
 
 def read(path: Path) -> Any:
@@ -48,12 +57,12 @@ def _quiet_kernels() -> None:
     os.dup2(devnull, 2)
 
 
-def _execute(path: Path) -> tuple[Path, Any, float, str | None]:
+def _execute(path: Path, timeout: int, allow_errors: bool) -> tuple[Path, Any, float, str | None]:
     from jupyter_cache.executors.utils import single_nb_execution
 
     notebook = read(path)
     result = single_nb_execution(
-        notebook, cwd=str(path.parent), allow_errors=False, timeout=TIMEOUT_S, meta_override=True
+        notebook, cwd=str(path.parent), allow_errors=allow_errors, timeout=timeout, meta_override=True
     )
     error = None if result.err is None else f"{type(result.err).__name__}: {result.err}"
     return path, notebook, result.time, error
@@ -65,15 +74,17 @@ def execute_into_cache(root: Path, workers: int | None = None) -> None:
     from jupyter_cache.base import CacheBundleIn
 
     cache = get_cache(str(root / "_build" / ".jupyter_cache"))
-    stale = [p for p in book_notebooks(root) if not _cached(cache, p)]
+    stale = [p for p in notebook_sources(root, BOOK_NOTEBOOK_FOLDERS) if not _cached(cache, p)]
     if not stale:
         print("every notebook's outputs are cached", flush=True)
         return
     start = time.perf_counter()
     workers = workers or max(1, min(len(stale), os.cpu_count() or 1))
     print(f"executing {len(stale)} notebook(s), {workers} at a time", flush=True)
+    timeout, allow_errors = execution_settings(root)
+    run = partial(_execute, timeout=timeout, allow_errors=allow_errors)
     with ProcessPoolExecutor(workers, initializer=_quiet_kernels) as pool:
-        for path, notebook, seconds, error in pool.map(_execute, stale):
+        for path, notebook, seconds, error in pool.map(run, stale):
             name = path.relative_to(root)
             if error:
                 print(f"  {name}: failed ({error.splitlines()[0]}); the build will show why", flush=True)

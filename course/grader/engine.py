@@ -200,9 +200,10 @@ def grade_notebook(slug: str, candidate: discover.Candidate, course: Course, tes
     return result
 
 
-def _scratch(base: Path, course: Course, slug: str | None) -> tuple[Scratch, list[str]]:
+def _scratch(base: Path, course: Course, slug: str | None,
+             judge: bool = True) -> tuple[Scratch, list[str]]:
     scratch = Scratch(base, sandbox.new_uid())
-    files = course.copy_tests([slug], scratch.tests) if slug else []
+    files = course.copy_tests([slug], scratch.tests, judge=judge) if slug else []
     scratch.ini.write_text(course.ini_text(), encoding="utf-8")
     return scratch, files
 
@@ -309,7 +310,7 @@ def _judge_tests(slug: str, data: bytes, suffix: str, grouped: dict[str, list[Gr
     """Run the chapter's tests in a judge that sends probes to a sandboxed worker."""
     del pool  # one judge runs every exercise: a crash or timeout costs only its own test
     all_tests = {t.nodeid: t for group in grouped.values() for t in group}
-    worker_scratch, _ = _scratch(base, course, slug)
+    worker_scratch, _ = _scratch(base, course, slug, judge=False)
     judge_scratch, files = _scratch(base, course, slug)
     try:
         notebook = worker_scratch.submission / f"{slug}{suffix}"

@@ -58,7 +58,12 @@ EXPECTED: dict[str, tuple[int | None, ...]] = {
     "partly_correct": (3, 0, 0, 0),  # add keeps its points beside os._exit and a loop
     "detached_daemon": (3, 1, 3, 1),  # right answers; the stray process is killed
     "ships_conftest": (0, 1, 3, 1),  # its conftest.py, tests and pytest.ini are ignored
-    "zip_traversal": (3, 1, 3, 1),  # ../ and absolute paths are refused, the rest graded
+    "zip_traversal": (3, 1, 3, 1),
+    # The worker's answer loop replaced by one that answers 5 to every probe: the judge's
+    # inputs are random, so 5 is wrong (and greet's and counter's probes get 5 too).
+    "forges_replies": (0, 0, 0, 1),
+    # From the worker there is no pytest item, judge frame or report to reach.
+    "reads_the_judge": (0, 1, 3, 1),  # ../ and absolute paths are refused, the rest graded
 }
 KEYS = ("00_fixture:add", "00_fixture:greet", "00_fixture:counter",
         "00_fixture:runs_top_to_bottom")

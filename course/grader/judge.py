@@ -99,8 +99,7 @@ class WorkerProcess:
 
     def call(self, module: str, probe: str, args: list[Data], timeout: float) -> Data:
         """Run one probe; return its value. Raises ProbeError or WorkerStopped."""
-        if self.proc is None:
-            self._start()
+        self.ensure_started()
         assert self.proc is not None and self.proc.stdin is not None
         self.calls += 1
         request: Request = {"call": self.calls, "module": module, "probe": probe, "args": args}
@@ -114,6 +113,10 @@ class WorkerProcess:
             info = reply["error"]
             raise ProbeError(info["type"], info["message"], info["where"])
         return reply.get("value")
+
+    def ensure_started(self) -> None:
+        if self.proc is None:
+            self._start()
 
     def _start(self) -> None:
         read_fd, write_fd = os.pipe()
@@ -234,6 +237,7 @@ class RemoteNotebook:
         left = float(self.budget())
         if left <= 0:
             raise WorkerStopped(Ending.TIMEOUT, "this exercise has used up its time")
+        self.worker.ensure_started()  # start-up has its own limit: not the exercise's time
         started = time.monotonic()
         try:
             return self.worker.call(module, function.__name__, args, left)

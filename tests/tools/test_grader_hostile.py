@@ -150,7 +150,7 @@ def _tests_of(report: dict[str, Any], exercise: str) -> list[dict[str, Any]]:
     # In the worker, pytest's skip, a patched pytest or builtins and KeyboardInterrupt are
     # only exceptions or wrong answers: the judge's pytest never sees them.
     ("pytest_skip", "failed", "nothing to see here"),
-    ("monkeypatch_pytest", "failed", "expected 5 (int), got 0 (int)"),
+    ("monkeypatch_pytest", "failed", "got 0 (int)"),
     # A patched isinstance breaks the worker's own code, which then hangs: its own loss.
     ("monkeypatch_builtins", "timeout", "did not finish"),
     ("keyboard_interrupt", "failed", "KeyboardInterrupt"),

@@ -22,6 +22,8 @@ class Context:
     """The scripted reply for a prompt (header or server replies), or None."""
     created: int
     """Unix time of the response: the one field that is not deterministic."""
+    model: str = ""
+    """The mock model that answers (the request may name it by a real model's name)."""
 
 
 @dataclass(frozen=True)

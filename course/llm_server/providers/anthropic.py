@@ -1,0 +1,253 @@
+"""The Anthropic-style API: messages (plain and streamed as named events) and the model
+list; its request bodies, response shapes, errors and auth.
+
+Errors: ``{"type": "error", "error": {"type", "message"}, "request_id"}``; every response
+echoes ``request-id``; a request needs an ``anthropic-version`` header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, ValidationError
+from starlette.responses import JSONResponse
+
+from course.llm_server.answers import digest, pieces, short_id
+from course.llm_server.config import ServerConfig
+from course.llm_server.faults import RateInfo, Rejection
+from course.llm_server.providers.base import Body, Endpoint, Part, Provider, RequestBody, is_json_error, loc
+from course.llm_server.reply import Context, Output, answer, prompt_tokens
+from course.llm_server.sse import Event, event
+
+_STOP = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence"}
+MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
+
+
+# --- request bodies -------------------------------------------------------------------------
+
+
+class ContentBlock(Part):
+    type: str
+    text: str | None = None
+
+
+def _text(content: str | list[ContentBlock] | None) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(part.text or "" for part in content)
+
+
+class Message(Part):
+    role: Literal["user", "assistant"]
+    content: str | list[ContentBlock]
+
+    @property
+    def text(self) -> str:
+        return _text(self.content)
+
+
+class MessagesRequest(RequestBody):
+    model: str
+    max_tokens: int = Field(ge=1)
+    messages: list[Message] = Field(min_length=1)
+    system: str | list[ContentBlock] | None = None
+    stream: bool = False
+    stop_sequences: list[str] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    metadata: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    service_tier: str | None = None
+
+    @property
+    def system_text(self) -> str:
+        return _text(self.system)
+
+
+# --- response shapes ------------------------------------------------------------------------
+
+
+def message(request: MessagesRequest, ctx: Context) -> Output:
+    messages = [item.model_dump(exclude_none=True) for item in request.messages]
+    system = request.system_text
+    prompt = "\n".join([system, *(item.text for item in request.messages)])
+    seed = digest("chat", ctx.model, system, messages, ctx.config.seed)
+    reply = answer(ctx, prompt, seed, max_tokens=request.max_tokens, stops=request.stop_sequences or [])
+    ident = "msg_" + short_id(seed)
+    texts = [item.text for item in request.messages]
+    input_tokens = prompt_tokens([system, *texts] if system else texts)
+    usage = {"input_tokens": input_tokens, "output_tokens": reply.tokens}
+    stop_reason = _STOP[reply.finish]
+    if not request.stream:
+        return Output(
+            body={
+                "id": ident,
+                "type": "message",
+                "role": "assistant",
+                "model": request.model,
+                "content": [{"type": "text", "text": reply.text}],
+                "stop_reason": stop_reason,
+                "stop_sequence": reply.stop_sequence,
+                "usage": usage,
+            }
+        )
+    start: dict[str, Any] = {
+        "id": ident,
+        "type": "message",
+        "role": "assistant",
+        "model": request.model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+    }
+    events: list[Event] = [
+        event({"type": "message_start", "message": start}, "message_start"),
+        event(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            "content_block_start",
+        ),
+        event({"type": "ping"}, "ping"),
+    ]
+    events += [
+        event(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            "content_block_delta",
+        )
+        for piece in pieces(reply.text)
+    ]
+    events += [
+        event({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+        event(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": reply.stop_sequence},
+                "usage": {"output_tokens": reply.tokens},
+            },
+            "message_delta",
+        ),
+        event({"type": "message_stop"}, "message_stop"),
+    ]
+    error = event({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, "error")
+    return Output(events=events, error_event=error)
+
+
+# --- errors, auth, models -------------------------------------------------------------------
+
+
+class Anthropic(Provider):
+    name = "anthropic"
+    endpoints = (Endpoint("/v1/messages", MessagesRequest, message),)
+    request_id_header = "request-id"
+    _types: ClassVar[dict[int, str]] = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        402: "billing_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        504: "timeout_error",
+        529: "overloaded_error",
+    }
+    _messages: ClassVar[dict[int, str]] = {
+        500: "Internal server error",
+        529: "Overloaded",
+        504: "Request timed out",
+        503: "Service unavailable",
+    }
+
+    def error(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> Body:
+        kind = kind or self._types.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        return {"type": "error", "error": {"type": kind, "message": message}, "request_id": None}
+
+    def respond_error(
+        self, request_id: str, status: int, body: Body, headers: Mapping[str, str] | None = None
+    ) -> JSONResponse:
+        return super().respond_error(request_id, status, {**body, "request_id": request_id}, headers)
+
+    def check_auth(self, headers: Mapping[str, str], config: ServerConfig) -> tuple[int, Body] | None:
+        key = headers.get("x-api-key", "").strip()
+        if not key:
+            return 401, self.error(401, "x-api-key header is required")
+        if config.api_key and key != config.api_key:
+            return 401, self.error(401, "invalid x-api-key")
+        if config.require_anthropic_version and not headers.get("anthropic-version"):
+            return 400, self.error(400, "anthropic-version: header is required")
+        return None
+
+    def invalid_body(self, exc: ValidationError) -> Body:
+        if is_json_error(exc):
+            return self.error(
+                400, "There was an error parsing the body of your request: it is not valid JSON."
+            )
+        first = exc.errors()[0]
+        message = "Field required" if first["type"] == "missing" else first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "Extra inputs are not permitted"
+        return self.error(400, f"{loc(first)}: {message}")
+
+    def rejection(self, rejection: Rejection, model: str) -> Body:
+        status = rejection.status
+        if rejection.reason == "concurrency":
+            message = (
+                f"Number of concurrent connections has exceeded your rate limit "
+                f"({rejection.limit}). Please try again later."
+            )
+        elif status == 429:
+            message = (
+                "This request would exceed the rate limit for your organization of "
+                f"{rejection.limit or 'N'} requests per minute. Please try again later."
+            )
+        else:
+            message = self._messages.get(status, f"Request failed with status {status}.")
+        return self.error(status, message)
+
+    def rate_headers(self, rate: RateInfo) -> dict[str, str]:
+        reset = datetime.now(UTC) + timedelta(seconds=max(rate.reset, 0))
+        return {
+            "anthropic-ratelimit-requests-limit": str(rate.limit),
+            "anthropic-ratelimit-requests-remaining": str(max(rate.remaining, 0)),
+            "anthropic-ratelimit-requests-reset": reset.isoformat(timespec="seconds"),
+        }
+
+    def not_found(self, method: str, path: str) -> Body:
+        return self.error(404, f"Not found: {method} {path}")
+
+    def unknown_model(self, model: str, known: tuple[str, ...]) -> Body:
+        return self.error(404, f"model: {model}")
+
+    def model_list(self, models: tuple[str, ...]) -> Body:
+        data = [self.model_card(model) for model in models]
+        return {
+            "data": data,
+            "has_more": False,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }
+
+    def model_card(self, model: str) -> Body:
+        return {
+            "type": "model",
+            "id": model,
+            "display_name": model.replace("-", " ").title(),
+            "created_at": MODEL_CREATED_AT,
+        }
+
+
+ANTHROPIC = Anthropic()

@@ -1,0 +1,373 @@
+"""The OpenAI-style API: chat completions (plain and streamed), embeddings, the model list;
+its request bodies, response shapes, errors and auth.
+
+Errors: ``{"error": {"message", "type", "param", "code"}}``; key in ``Authorization: Bearer``.
+Streams: unnamed SSE events (``data: {...}``) ending with ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, ValidationError, field_validator
+
+from course.llm_server.answers import count_tokens, digest, embedding, pieces, short_id
+from course.llm_server.config import ServerConfig
+from course.llm_server.faults import RateInfo, Rejection
+from course.llm_server.providers.base import (
+    Body,
+    Endpoint,
+    Part,
+    Provider,
+    RequestBody,
+    is_json_error,
+    loc,
+    mask,
+)
+from course.llm_server.reply import Answer, Context, Output, answer, prompt_tokens
+from course.llm_server.sse import DONE, Event, event
+
+FINGERPRINT = "fp_course_mock"
+MODEL_CREATED = 1_735_689_600  # 2025-01-01: fixed, so the model list is deterministic
+
+_FINISH = {"stop": "stop", "length": "length", "stop_sequence": "stop"}
+
+
+# --- request bodies -------------------------------------------------------------------------
+
+
+class ContentPart(Part):
+    type: str
+    text: str | None = None
+
+
+def _text(content: str | list[ContentPart] | None) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(part.text or "" for part in content)
+
+
+class ChatMessage(Part):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        return _text(self.content)
+
+
+class StreamOptions(Part):
+    include_usage: bool = False
+
+
+class ResponseFormat(Part):
+    type: Literal["text", "json_object", "json_schema"]
+
+
+class ChatCompletionRequest(RequestBody):
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    n: int = Field(default=1, ge=1, le=8)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    response_format: ResponseFormat | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = None
+    service_tier: str | None = None
+
+    @property
+    def stops(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else self.stop
+
+
+class EmbeddingsRequest(RequestBody):
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    dimensions: int | None = Field(default=None, ge=1, le=4096)
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(
+        cls, value: str | list[str] | list[int] | list[list[int]]
+    ) -> str | list[str] | list[int] | list[list[int]]:
+        if value == "" or value == [] or (isinstance(value, list) and "" in value):
+            raise ValueError("input must be a non-empty string or array")
+        return value
+
+    @property
+    def texts(self) -> list[str]:
+        """Each input as text; token arrays become their numbers joined by spaces."""
+        value = self.input
+        if isinstance(value, str):
+            return [value]
+        texts: list[str] = []
+        numbers: list[str] = []
+        for item in value:
+            if isinstance(item, int):
+                numbers.append(str(item))  # one token array: a single input
+            elif isinstance(item, str):
+                texts.append(item)
+            else:
+                texts.append(" ".join(map(str, item)))
+        return [" ".join(numbers)] if numbers else texts
+
+
+# --- response shapes ------------------------------------------------------------------------
+
+
+def chat(request: ChatCompletionRequest, ctx: Context) -> Output:
+    messages = [message.model_dump(exclude_none=True) for message in request.messages]
+    prompt = "\n".join(message.text for message in request.messages)
+    json_mode = request.response_format is not None and request.response_format.type != "text"
+    limit = request.max_completion_tokens or request.max_tokens
+    seeds = [
+        digest("chat", ctx.model, messages, request.seed, ctx.config.seed, index)
+        for index in range(request.n)
+    ]
+    answers = [
+        answer(ctx, prompt, seed, max_tokens=limit, stops=request.stops, json_mode=json_mode)
+        for seed in seeds
+    ]
+    ident = "chatcmpl-" + short_id(seeds[0])
+    usage = _usage(prompt_tokens([m.text for m in request.messages]), answers)
+    if request.stream:
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        return Output(
+            events=_chunks(request, ctx, ident, answers, usage, include_usage),
+            error_event=event(OPENAI.error(503, "The server is overloaded or not ready yet.")),
+        )
+    body = {
+        "id": ident,
+        "object": "chat.completion",
+        "created": ctx.created,
+        "model": request.model,
+        "choices": [
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": item.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": _FINISH[item.finish],
+            }
+            for index, item in enumerate(answers)
+        ],
+        "usage": usage,
+        "system_fingerprint": FINGERPRINT,
+    }
+    return Output(body=body)
+
+
+def _usage(prompt: int, answers: list[Answer]) -> dict[str, int]:
+    completion = sum(item.tokens for item in answers)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _chunks(
+    request: ChatCompletionRequest,
+    ctx: Context,
+    ident: str,
+    answers: list[Answer],
+    usage: dict[str, int],
+    include_usage: bool,
+) -> list[Event]:
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> Event:
+        payload: dict[str, Any] = {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": ctx.created,
+            "model": request.model,
+            "system_fingerprint": FINGERPRINT,
+            "choices": choices,
+        }
+        if include_usage:
+            payload["usage"] = None
+        payload.update(extra)
+        return event(payload)
+
+    def choice(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+    events = [
+        chunk([choice(i, {"role": "assistant", "content": "", "refusal": None})]) for i in range(len(answers))
+    ]
+    for index, item in enumerate(answers):
+        events += [chunk([choice(index, {"content": piece})]) for piece in pieces(item.text)]
+    events += [chunk([choice(i, {}, _FINISH[item.finish])]) for i, item in enumerate(answers)]
+    if include_usage:
+        events.append(chunk([], usage=usage))
+    events.append(DONE)
+    return events
+
+
+def embeddings(request: EmbeddingsRequest, ctx: Context) -> Output:
+    dimensions = request.dimensions or ctx.config.embedding_dim
+    texts = request.texts
+    data = []
+    for index, text in enumerate(texts):
+        vector = embedding(ctx.model, text, dimensions, ctx.config.seed)
+        encoded: list[float] | str = vector
+        if request.encoding_format == "base64":
+            # The providers send little-endian float32 bytes, base64-encoded.
+            encoded = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens = sum(count_tokens(text) for text in texts)
+    return Output(
+        body={
+            "object": "list",
+            "data": data,
+            "model": request.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+# --- errors, auth, models -------------------------------------------------------------------
+
+
+class OpenAI(Provider):
+    name = "openai"
+    endpoints = (
+        Endpoint("/v1/chat/completions", ChatCompletionRequest, chat),
+        Endpoint("/v1/embeddings", EmbeddingsRequest, embeddings, models="embedding"),
+    )
+    _types: ClassVar[dict[int, str]] = {
+        400: "invalid_request_error",
+        401: "invalid_request_error",
+        403: "permission_error",
+        404: "invalid_request_error",
+        409: "invalid_request_error",
+        422: "invalid_request_error",
+        429: "requests",
+    }
+    _messages: ClassVar[dict[int, str]] = {
+        500: "The server had an error while processing your request. Sorry about that!",
+        503: "The server is overloaded or not ready yet.",
+        504: "The server did not answer in time.",
+    }
+
+    def error(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> Body:
+        kind = kind or self._types.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+    def check_auth(self, headers: Mapping[str, str], config: ServerConfig) -> tuple[int, Body] | None:
+        value = headers.get("authorization", "")
+        scheme, _, key = value.partition(" ")
+        if not value:
+            return 401, self.error(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            )
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key or (config.api_key and key != config.api_key):
+            return 401, self.error(
+                401,
+                f"Incorrect API key provided: {mask(key or value)}. Use the key this course "
+                "server was started with.",
+                code="invalid_api_key",
+            )
+        return None
+
+    def invalid_body(self, exc: ValidationError) -> Body:
+        if is_json_error(exc):
+            return self.error(
+                400,
+                "We could not parse the JSON body of your request. (HINT: This likely means you "
+                "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+                "but what was sent was not valid JSON.)",
+            )
+        first = exc.errors()[0]
+        where = loc(first)
+        if first["type"] == "missing":
+            return self.error(
+                400, f"Missing required parameter: '{where}'.", param=where, code="missing_required_parameter"
+            )
+        if first["type"] == "extra_forbidden":
+            return self.error(400, f"Unrecognized request argument supplied: {where}", param=where)
+        return self.error(
+            400, f"Invalid value for '{where}': {first['msg']}.", param=where, code="invalid_value"
+        )
+
+    def rejection(self, rejection: Rejection, model: str) -> Body:
+        status = rejection.status
+        wait = f"{rejection.retry_after:.3g}s" if rejection.retry_after is not None else "a moment"
+        if rejection.reason == "rpm":
+            message = (
+                f"Rate limit reached for {model} on requests per min (RPM): "
+                f"Limit {rejection.limit}, Used {rejection.limit}, Requested 1. "
+                f"Please try again in {wait}."
+            )
+            return self.error(429, message, code="rate_limit_exceeded")
+        if rejection.reason == "concurrency":
+            return self.error(
+                429,
+                f"Too many concurrent requests for {model}: "
+                f"limit {rejection.limit}. Please try again in {wait}.",
+                code="rate_limit_exceeded",
+            )
+        if status == 429:
+            return self.error(
+                429,
+                f"Rate limit reached for {model}. Please try again in {wait}.",
+                code="rate_limit_exceeded",
+            )
+        return self.error(status, self._messages.get(status, f"Request failed with status {status}."))
+
+    def rate_headers(self, rate: RateInfo) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-requests": str(rate.limit),
+            "x-ratelimit-remaining-requests": str(max(rate.remaining, 0)),
+            "x-ratelimit-reset-requests": f"{max(rate.reset, 0):.3f}s",
+        }
+
+    def not_found(self, method: str, path: str) -> Body:
+        return self.error(404, f"Invalid URL ({method} {path})")
+
+    def unknown_model(self, model: str, known: tuple[str, ...]) -> Body:
+        return self.error(
+            404,
+            f"The model `{model}` does not exist or you do not have access to it.",
+            code="model_not_found",
+        )
+
+    def model_card(self, model: str) -> Body:
+        return {"id": model, "object": "model", "created": MODEL_CREATED, "owned_by": "course"}
+
+    def model_list(self, models: tuple[str, ...]) -> Body:
+        return {"object": "list", "data": [self.model_card(model) for model in models]}
+
+
+OPENAI = OpenAI()

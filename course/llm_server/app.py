@@ -28,7 +28,7 @@ from course.llm_server.answers import wrap
 from course.llm_server.config import ServerConfig
 from course.llm_server.delivery import Delivered, Stalled
 from course.llm_server.exchange import Exchange
-from course.llm_server.faults import make_plan, retry_after_header
+from course.llm_server.faults import default_rate, make_plan, retry_after_header
 from course.llm_server.headers import ControlError, Controls, parse_controls
 from course.llm_server.log import RequestLog
 from course.llm_server.providers import PROVIDERS, Endpoint, Provider, provider_for
@@ -123,22 +123,26 @@ async def _serve(request: Request, provider: Provider, endpoint: Endpoint) -> Re
     refused = provider.check_auth(request.headers, config)
     if refused is not None:
         return refuse(*refused)
+    # From here on every answer carries the rate-limit headers, as the providers' do.
+    extra = provider.rate_headers(default_rate(state))
     try:
         body = endpoint.request.model_validate_json(await request.body())
     except ValidationError as exc:
-        return refuse(400, provider.invalid_body(exc))
+        return refuse(400, provider.invalid_body(exc), extra)
+    exchange.unknown_params = body.unknown_params
     model = str(getattr(body, "model", ""))
     exchange.model = model
     exchange.streamed = bool(getattr(body, "stream", False))
-    known = config.chat_models if endpoint.models == "chat" else config.embedding_models
-    if model not in known:
-        return refuse(404, provider.unknown_model(model, known))
+    target = config.resolve(model, endpoint.models)
+    if target is None:
+        return refuse(404, provider.unknown_model(model, config.names(endpoint.models)), extra)
 
     plan = make_plan(controls.scenario, state, exchange.key or "", exchange.in_flight)
     exchange.faults.extend(plan.fired)
     if plan.delay and not await state.pause(plan.delay):
-        return refuse(503, provider.error(503, "The server is shutting down."))
-    extra = provider.rate_headers(plan.rate) if plan.rate else {}
+        return refuse(503, provider.error(503, "The server is shutting down."), extra)
+    if plan.rate:
+        extra.update(provider.rate_headers(plan.rate))
     rejection = plan.rejection
     if rejection is not None:
         if rejection.retry_after is not None:
@@ -149,7 +153,7 @@ async def _serve(request: Request, provider: Provider, endpoint: Endpoint) -> Re
         return refuse(rejection.status, provider.rejection(rejection, model), extra)
     if plan.stall is not None:
         return Stalled(plan.stall, exchange)
-    context = Context(config, _scripted(controls, config), int(time.time()), model)
+    context = Context(config, _scripted(controls, config), int(time.time()), target)
     return Delivered(endpoint.build(body, context), plan.delivery, exchange, extra)
 
 
@@ -173,7 +177,7 @@ async def list_models(request: Request) -> Response:
     model = request.path_params.get("model")
     if model is None:
         return JSONResponse(provider.model_list(config.models))
-    if model not in config.models:
+    if config.resolve(model) is None:
         return provider.respond_error(exchange.request_id, 404, provider.unknown_model(model, config.models))
     return JSONResponse(provider.model_card(model))
 

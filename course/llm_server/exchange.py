@@ -36,6 +36,7 @@ class Exchange:
         self.streamed = False
         self.provider: Provider | None = None
         self.model: str | None = None
+        self.unknown_params: tuple[str, ...] = ()
         self.key: str | None = None
         self.url_scenario: str | None = None
         self.url_key: str | None = None
@@ -59,6 +60,7 @@ class Exchange:
                 streamed=self.streamed,
                 api=self.provider.name if self.provider else None,
                 model=self.model,
+                unknown_params=self.unknown_params,
                 key=self.key,
                 in_flight=self.in_flight,
                 elapsed=time.monotonic() - self.arrival,

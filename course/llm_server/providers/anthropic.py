@@ -74,6 +74,17 @@ class MessagesRequest(RequestBody):
 # --- response shapes ------------------------------------------------------------------------
 
 
+def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    # No prompt cache on this server: nothing is ever written to it or read from it.
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "service_tier": "standard",
+    }
+
+
 def message(request: MessagesRequest, ctx: Context) -> Output:
     messages = [item.model_dump(exclude_none=True) for item in request.messages]
     system = request.system_text
@@ -83,7 +94,7 @@ def message(request: MessagesRequest, ctx: Context) -> Output:
     ident = "msg_" + short_id(seed)
     texts = [item.text for item in request.messages]
     input_tokens = prompt_tokens([system, *texts] if system else texts)
-    usage = {"input_tokens": input_tokens, "output_tokens": reply.tokens}
+    usage = _usage(input_tokens, reply.tokens)
     stop_reason = _STOP[reply.finish]
     if not request.stream:
         return Output(
@@ -106,7 +117,7 @@ def message(request: MessagesRequest, ctx: Context) -> Output:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+        "usage": _usage(input_tokens, 1),
     }
     events: list[Event] = [
         event({"type": "message_start", "message": start}, "message_start"),
@@ -137,6 +148,10 @@ def message(request: MessagesRequest, ctx: Context) -> Output:
     ]
     error = event({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, "error")
     return Output(events=events, error_event=error)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # --- errors, auth, models -------------------------------------------------------------------
@@ -182,9 +197,16 @@ class Anthropic(Provider):
         return super().respond_error(request_id, status, {**body, "request_id": request_id}, headers)
 
     def check_auth(self, headers: Mapping[str, str], config: ServerConfig) -> tuple[int, Body] | None:
+        # The API documents x-api-key; the official SDK sends Authorization: Bearer since
+        # 2.0. Both carry the same key, so both are accepted.
         key = headers.get("x-api-key", "").strip()
+        scheme, _, bearer = headers.get("authorization", "").partition(" ")
+        if not key and scheme.lower() == "bearer":
+            key = bearer.strip()
         if not key:
-            return 401, self.error(401, "x-api-key header is required")
+            return 401, self.error(
+                401, "x-api-key header is required (or send the key as Authorization: Bearer)"
+            )
         if config.api_key and key != config.api_key:
             return 401, self.error(401, "invalid x-api-key")
         if config.require_anthropic_version and not headers.get("anthropic-version"):
@@ -219,18 +241,24 @@ class Anthropic(Provider):
         return self.error(status, message)
 
     def rate_headers(self, rate: RateInfo) -> dict[str, str]:
-        reset = datetime.now(UTC) + timedelta(seconds=max(rate.reset, 0))
-        return {
+        now = datetime.now(UTC)
+        reset = now + timedelta(seconds=max(rate.reset, 0))
+        headers = {
             "anthropic-ratelimit-requests-limit": str(rate.limit),
             "anthropic-ratelimit-requests-remaining": str(max(rate.remaining, 0)),
-            "anthropic-ratelimit-requests-reset": reset.isoformat(timespec="seconds"),
+            "anthropic-ratelimit-requests-reset": _rfc3339(reset),
         }
+        for kind in ("tokens", "input-tokens", "output-tokens"):
+            headers[f"anthropic-ratelimit-{kind}-limit"] = str(rate.tokens_limit)
+            headers[f"anthropic-ratelimit-{kind}-remaining"] = str(rate.tokens_remaining)
+            headers[f"anthropic-ratelimit-{kind}-reset"] = _rfc3339(now)
+        return headers
 
     def not_found(self, method: str, path: str) -> Body:
         return self.error(404, f"Not found: {method} {path}")
 
     def unknown_model(self, model: str, known: tuple[str, ...]) -> Body:
-        return self.error(404, f"model: {model}")
+        return self.error(404, f"model: {model} (this course server knows: {', '.join(known)})")
 
     def model_list(self, models: tuple[str, ...]) -> Body:
         data = [self.model_card(model) for model in models]

@@ -10,12 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.responses import JSONResponse
 
-from course.llm_server.config import ServerConfig
+from course.llm_server.config import ModelKind, ServerConfig
 from course.llm_server.faults import RateInfo, Rejection
 from course.llm_server.reply import Context, Output
 
@@ -47,7 +47,7 @@ class RequestBody(BaseModel):
     a 400 naming it); unknown ones are accepted, as the real APIs add parameters faster than
     any mock, and recorded in the request log so a typo is still visible."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True)
 
     @property
     def unknown_params(self) -> tuple[str, ...]:
@@ -59,9 +59,6 @@ class Part(BaseModel):
     fastest upstream."""
 
     model_config = ConfigDict(extra="allow", strict=True)
-
-
-ModelKind = Literal["chat", "embedding"]
 
 
 @dataclass(frozen=True)

@@ -182,9 +182,21 @@ def chat(request: ChatCompletionRequest, ctx: Context) -> Output:
     return Output(body=body)
 
 
-def _usage(prompt: int, answers: list[Answer]) -> dict[str, int]:
+def _usage(prompt: int, answers: list[Answer]) -> dict[str, Any]:
     completion = sum(item.tokens for item in answers)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        # No prompt cache, no reasoning, no audio on this server: the details say so.
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
 
 
 def _chunks(
@@ -192,7 +204,7 @@ def _chunks(
     ctx: Context,
     ident: str,
     answers: list[Answer],
-    usage: dict[str, int],
+    usage: dict[str, Any],
     include_usage: bool,
 ) -> list[Event]:
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> Event:
@@ -351,6 +363,9 @@ class OpenAI(Provider):
             "x-ratelimit-limit-requests": str(rate.limit),
             "x-ratelimit-remaining-requests": str(max(rate.remaining, 0)),
             "x-ratelimit-reset-requests": f"{max(rate.reset, 0):.3f}s",
+            "x-ratelimit-limit-tokens": str(rate.tokens_limit),
+            "x-ratelimit-remaining-tokens": str(rate.tokens_remaining),
+            "x-ratelimit-reset-tokens": "0s",
         }
 
     def not_found(self, method: str, path: str) -> Body:
@@ -359,7 +374,8 @@ class OpenAI(Provider):
     def unknown_model(self, model: str, known: tuple[str, ...]) -> Body:
         return self.error(
             404,
-            f"The model `{model}` does not exist or you do not have access to it.",
+            f"The model `{model}` does not exist or you do not have access to it. "
+            f"This course server knows: {', '.join(known)}.",
             code="model_not_found",
         )
 

@@ -30,10 +30,11 @@ from course.llm_server.delivery import Delivered, Stalled
 from course.llm_server.exchange import Exchange
 from course.llm_server.faults import default_rate, make_plan, retry_after_header
 from course.llm_server.headers import ControlError, Controls, parse_controls
+from course.llm_server.instances import SchemaError
 from course.llm_server.log import RequestLog
 from course.llm_server.providers import PROVIDERS, Endpoint, Provider, provider_for
 from course.llm_server.providers.base import GATEWAY_STATUSES, gateway_html
-from course.llm_server.reply import Context
+from course.llm_server.reply import BadRequest, Context
 from course.llm_server.state import ServerState
 
 
@@ -136,6 +137,15 @@ async def _serve(request: Request, provider: Provider, endpoint: Endpoint) -> Re
     target = config.resolve(model, endpoint.models)
     if target is None:
         return refuse(404, provider.unknown_model(model, config.names(endpoint.models)), extra)
+    # The answer is decided before any fault, so a request that makes no sense is a 400
+    # whatever the scenario (and does not count as a fail_first call).
+    context = Context(config, _scripted(controls, config), int(time.time()), target, controls)
+    try:
+        output = endpoint.build(body, context)
+    except BadRequest as exc:
+        return refuse(400, provider.error(400, str(exc), param=exc.param), extra)
+    except SchemaError as exc:
+        return refuse(400, provider.error(400, f"Invalid JSON Schema: {exc}"), extra)
 
     plan = make_plan(controls.scenario, state, exchange.key or "", exchange.in_flight)
     exchange.faults.extend(plan.fired)
@@ -153,8 +163,7 @@ async def _serve(request: Request, provider: Provider, endpoint: Endpoint) -> Re
         return refuse(rejection.status, provider.rejection(rejection, model), extra)
     if plan.stall is not None:
         return Stalled(plan.stall, exchange)
-    context = Context(config, _scripted(controls, config), int(time.time()), target)
-    return Delivered(endpoint.build(body, context), plan.delivery, exchange, extra)
+    return Delivered(output, plan.delivery, exchange, extra)
 
 
 def _endpoint(provider: Provider, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:

@@ -7,6 +7,7 @@ echoes ``request-id``; a request needs an ``anthropic-version`` header.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -18,10 +19,28 @@ from course.llm_server.answers import digest, pieces, short_id
 from course.llm_server.config import ServerConfig
 from course.llm_server.faults import RateInfo, Rejection
 from course.llm_server.providers.base import Body, Endpoint, Part, Provider, RequestBody, is_json_error, loc
-from course.llm_server.reply import Context, Output, answer, prompt_tokens
-from course.llm_server.sse import Event, event
+from course.llm_server.reply import (
+    BadRequest,
+    Context,
+    Conversation,
+    Output,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    check_choice,
+    fragments,
+    input_tokens,
+    respond,
+)
+from course.llm_server.sse import Event, dumps, event
 
-_STOP = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence"}
+_STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "tool_calls": "tool_use",
+}
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
 
 
@@ -31,6 +50,20 @@ MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
 class ContentBlock(Part):
     type: str
     text: str | None = None
+    # tool_use (assistant) and tool_result (user) blocks:
+    id: str | None = None
+    name: str | None = None
+    input: dict[str, Any] | None = None
+    tool_use_id: str | None = None
+    content: str | list[ContentBlock] | None = None
+
+    @property
+    def as_text(self) -> str:
+        if self.type == "tool_use":
+            return f"{self.name} {dumps(self.input or {})}"
+        if self.type == "tool_result":
+            return _text(self.content)
+        return self.text or ""
 
 
 def _text(content: str | list[ContentBlock] | None) -> str:
@@ -38,7 +71,7 @@ def _text(content: str | list[ContentBlock] | None) -> str:
         return ""
     if isinstance(content, str):
         return content
-    return "\n".join(part.text or "" for part in content)
+    return "\n".join(part.as_text for part in content)
 
 
 class Message(Part):
@@ -48,6 +81,27 @@ class Message(Part):
     @property
     def text(self) -> str:
         return _text(self.content)
+
+    @property
+    def blocks(self) -> list[ContentBlock]:
+        return [] if isinstance(self.content, str) else self.content
+
+
+class ToolDef(Part):
+    name: str = Field(min_length=1, max_length=128)
+    description: str = ""
+    input_schema: dict[str, Any] | None = None
+    """None for server tools (web search and such): accepted, never called here."""
+    type: str | None = None
+
+
+class OutputFormat(Part):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(Part):
+    format: OutputFormat | None = None
 
 
 class MessagesRequest(RequestBody):
@@ -61,14 +115,22 @@ class MessagesRequest(RequestBody):
     top_p: float | None = Field(default=None, ge=0, le=1)
     top_k: int | None = Field(default=None, ge=0)
     metadata: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[ToolDef] | None = None
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
     service_tier: str | None = None
+    output_config: OutputConfig | None = None
+    """Structured output (generally available): ``{"format": {"type": "json_schema", ...}}``."""
+    output_format: OutputFormat | None = None
+    """The same, as the structured-outputs beta sent it."""
 
     @property
     def system_text(self) -> str:
         return _text(self.system)
+
+
+class CountTokensRequest(MessagesRequest):
+    max_tokens: int = Field(default=1, ge=1)
 
 
 # --- response shapes ------------------------------------------------------------------------
@@ -85,17 +147,88 @@ def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     }
 
 
+def _choice(value: dict[str, Any] | None, tools: list[Tool]) -> ToolChoice:
+    if value is None:
+        return ToolChoice("auto" if tools else "none")
+    kind = value.get("type")
+    if kind in ("auto", "none"):
+        return ToolChoice(kind)
+    if kind == "any":
+        return ToolChoice("required")
+    if kind == "tool" and isinstance(value.get("name"), str):
+        return ToolChoice("named", value["name"])
+    raise BadRequest(
+        'tool_choice: expected {"type": "auto"}, {"type": "any"}, {"type": "none"} or '
+        '{"type": "tool", "name": ...}',
+        "tool_choice",
+    )
+
+
+def conversation(request: MessagesRequest) -> Conversation:
+    tools = [
+        Tool(tool.name, tool.description, tool.input_schema)
+        for tool in request.tools or []
+        if tool.input_schema is not None
+    ]
+    choice = _choice(request.tool_choice, tools)
+    check_choice(tools, choice)
+    names = {
+        block.id: block.name or "tool"
+        for item in request.messages
+        for block in item.blocks
+        if block.type == "tool_use" and block.id
+    }
+    last = request.messages[-1]
+    results = [
+        ToolResult(names.get(block.tool_use_id or "", "tool"), block.as_text)
+        for block in last.blocks
+        if last.role == "user" and block.type == "tool_result"
+    ]
+    form = request.output_format or (request.output_config.format if request.output_config else None)
+    system = request.system_text
+    texts = [item.text for item in request.messages]
+    return Conversation(
+        texts=[system, *texts] if system else texts,
+        tools=tools,
+        choice=choice,
+        results=results,
+        schema=form.schema_ if form is not None else None,
+    )
+
+
+def _block(call: ToolCall) -> dict[str, Any]:
+    try:
+        arguments = json.loads(call.arguments)
+    except json.JSONDecodeError:
+        arguments = None
+    # "input" is always an object; scripted arguments that are not one arrive as {} here
+    # (and verbatim in a stream, where the client must parse them).
+    return {
+        "type": "tool_use",
+        "id": call.id,
+        "name": call.name,
+        "input": arguments if isinstance(arguments, dict) else {},
+    }
+
+
 def message(request: MessagesRequest, ctx: Context) -> Output:
+    talk = conversation(request)
     messages = [item.model_dump(exclude_none=True) for item in request.messages]
     system = request.system_text
-    prompt = "\n".join([system, *(item.text for item in request.messages)])
     seed = digest("chat", ctx.model, system, messages, ctx.config.seed)
-    reply = answer(ctx, prompt, seed, max_tokens=request.max_tokens, stops=request.stop_sequences or [])
+    reply = respond(
+        ctx,
+        talk,
+        seed,
+        max_tokens=request.max_tokens,
+        stops=request.stop_sequences or [],
+        call_prefix="toolu_",
+    )
     ident = "msg_" + short_id(seed)
-    texts = [item.text for item in request.messages]
-    input_tokens = prompt_tokens([system, *texts] if system else texts)
-    usage = _usage(input_tokens, reply.tokens)
+    cost = input_tokens(talk)
+    usage = _usage(cost, reply.tokens)
     stop_reason = _STOP[reply.finish]
+    content = [_block(call) for call in reply.calls] or [{"type": "text", "text": reply.text}]
     if not request.stream:
         return Output(
             body={
@@ -103,7 +236,7 @@ def message(request: MessagesRequest, ctx: Context) -> Output:
                 "type": "message",
                 "role": "assistant",
                 "model": request.model,
-                "content": [{"type": "text", "text": reply.text}],
+                "content": content,
                 "stop_reason": stop_reason,
                 "stop_sequence": reply.stop_sequence,
                 "usage": usage,
@@ -117,25 +250,17 @@ def message(request: MessagesRequest, ctx: Context) -> Output:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(input_tokens, 1),
+        "usage": _usage(cost, 1),
     }
-    events: list[Event] = [
-        event({"type": "message_start", "message": start}, "message_start"),
-        event(
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-            "content_block_start",
-        ),
-        event({"type": "ping"}, "ping"),
-    ]
+    events: list[Event] = [event({"type": "message_start", "message": start}, "message_start")]
+    if reply.calls:
+        for index, call in enumerate(reply.calls):
+            events += _tool_use_events(index, call)
+            if index == 0:
+                events.append(event({"type": "ping"}, "ping"))
+    else:
+        events += _text_events(reply.text)
     events += [
-        event(
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
-            "content_block_delta",
-        )
-        for piece in pieces(reply.text)
-    ]
-    events += [
-        event({"type": "content_block_stop", "index": 0}, "content_block_stop"),
         event(
             {
                 "type": "message_delta",
@@ -150,6 +275,53 @@ def message(request: MessagesRequest, ctx: Context) -> Output:
     return Output(events=events, error_event=error)
 
 
+def _text_events(text: str) -> list[Event]:
+    events = [
+        event(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            "content_block_start",
+        ),
+        event({"type": "ping"}, "ping"),
+    ]
+    events += [
+        event(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            "content_block_delta",
+        )
+        for piece in pieces(text)
+    ]
+    events.append(event({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+    return events
+
+
+def _tool_use_events(index: int, call: ToolCall) -> list[Event]:
+    # The block starts with an empty input; the arguments follow as partial JSON that
+    # parses only once every fragment is joined.
+    start = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+    events = [
+        event({"type": "content_block_start", "index": index, "content_block": start}, "content_block_start")
+    ]
+    events += [
+        event(
+            {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "input_json_delta", "partial_json": part},
+            },
+            "content_block_delta",
+        )
+        for part in fragments(call.arguments)
+    ]
+    events.append(event({"type": "content_block_stop", "index": index}, "content_block_stop"))
+    return events
+
+
+def count_tokens(request: CountTokensRequest, ctx: Context) -> Output:
+    """POST /v1/messages/count_tokens: what the same request would cost in input tokens."""
+    talk = conversation(request)
+    return Output(body={"input_tokens": input_tokens(talk)})
+
+
 def _rfc3339(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -159,7 +331,10 @@ def _rfc3339(moment: datetime) -> str:
 
 class Anthropic(Provider):
     name = "anthropic"
-    endpoints = (Endpoint("/v1/messages", MessagesRequest, message),)
+    endpoints = (
+        Endpoint("/v1/messages", MessagesRequest, message),
+        Endpoint("/v1/messages/count_tokens", CountTokensRequest, count_tokens),
+    )
     request_id_header = "request-id"
     _types: ClassVar[dict[int, str]] = {
         400: "invalid_request_error",

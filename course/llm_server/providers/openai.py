@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -27,13 +27,27 @@ from course.llm_server.providers.base import (
     loc,
     mask,
 )
-from course.llm_server.reply import Answer, Context, Output, answer, prompt_tokens
+from course.llm_server.reply import (
+    Answer,
+    BadRequest,
+    Context,
+    Conversation,
+    Mode,
+    Output,
+    Tool,
+    ToolChoice,
+    ToolResult,
+    check_choice,
+    fragments,
+    input_tokens,
+    respond,
+)
 from course.llm_server.sse import DONE, Event, event
 
 FINGERPRINT = "fp_course_mock"
 MODEL_CREATED = 1_735_689_600  # 2025-01-01: fixed, so the model list is deterministic
 
-_FINISH = {"stop": "stop", "length": "length", "stop_sequence": "stop"}
+_FINISH = {"stop": "stop", "length": "length", "stop_sequence": "stop", "tool_calls": "tool_calls"}
 
 
 # --- request bodies -------------------------------------------------------------------------
@@ -52,22 +66,57 @@ def _text(content: str | list[ContentPart] | None) -> str:
     return "\n".join(part.text or "" for part in content)
 
 
+class FunctionCall(Part):
+    name: str
+    arguments: str
+
+
+class ToolCallPart(Part):
+    id: str
+    type: str = "function"
+    function: FunctionCall
+
+
 class ChatMessage(Part):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallPart] | None = None
+    tool_call_id: str | None = None
 
     @property
     def text(self) -> str:
-        return _text(self.content)
+        calls = [f"{call.function.name} {call.function.arguments}" for call in self.tool_calls or []]
+        return "\n".join(filter(None, [_text(self.content), *calls]))
 
 
 class StreamOptions(Part):
     include_usage: bool = False
 
 
+class JsonSchemaFormat(Part):
+    name: str
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+    description: str | None = None
+
+
 class ResponseFormat(Part):
     type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+class FunctionDef(Part):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+
+class ChatTool(Part):
+    type: str = "function"
+    function: FunctionDef | None = None
+    """None for tool types other than ``function`` (custom tools): accepted, never called."""
 
 
 class ChatCompletionRequest(RequestBody):
@@ -91,8 +140,8 @@ class ChatCompletionRequest(RequestBody):
     user: str | None = None
     metadata: dict[str, str] | None = None
     store: bool | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: Any = None
+    tools: list[ChatTool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     reasoning_effort: str | None = None
     service_tier: str | None = None
@@ -141,21 +190,84 @@ class EmbeddingsRequest(RequestBody):
 # --- response shapes ------------------------------------------------------------------------
 
 
+def tool_choice(value: str | dict[str, Any] | None, tools: list[Tool]) -> tuple[ToolChoice, list[Tool]]:
+    """OpenAI's tool_choice forms as a ToolChoice, with the tools it allows (Chat
+    Completions nests the name in ``function``; the Responses API does not)."""
+    if value is None:
+        return ToolChoice("auto" if tools else "none"), tools
+    if isinstance(value, str):
+        if value not in ("auto", "none", "required"):
+            raise BadRequest(
+                f"Invalid value for 'tool_choice': '{value}'. Expected 'none', 'auto', 'required' "
+                "or a named function.",
+                "tool_choice",
+            )
+        return ToolChoice(cast(Mode, value)), tools
+    kind = value.get("type")
+    if kind == "allowed_tools":
+        allowed = value.get("allowed_tools", value)
+        names = {_tool_name(item) for item in allowed.get("tools", [])}
+        mode = allowed.get("mode", "auto")
+        return ToolChoice("required" if mode == "required" else "auto"), [t for t in tools if t.name in names]
+    name = _tool_name(value)
+    if kind != "function" or not name:
+        raise BadRequest(
+            'Invalid value for \'tool_choice\': expected {"type": "function", "function": {"name": ...}}.',
+            "tool_choice",
+        )
+    return ToolChoice("named", name), tools
+
+
+def _tool_name(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    function = item.get("function")
+    name = function.get("name") if isinstance(function, dict) else item.get("name")
+    return name if isinstance(name, str) else None
+
+
+def conversation(request: ChatCompletionRequest) -> Conversation:
+    tools = [
+        Tool(tool.function.name, tool.function.description, tool.function.parameters)
+        for tool in request.tools or []
+        if tool.function is not None
+    ]
+    choice, allowed = tool_choice(request.tool_choice, tools)
+    check_choice(allowed, choice)
+    names = {call.id: call.function.name for message in request.messages for call in message.tool_calls or []}
+    results: list[ToolResult] = []
+    for message in reversed(request.messages):
+        if message.role != "tool":
+            break
+        name = names.get(message.tool_call_id or "", message.name or "tool")
+        results.insert(0, ToolResult(name, message.text))
+    form = request.response_format
+    schema = None
+    if form is not None and form.type == "json_schema":
+        if form.json_schema is None:
+            raise BadRequest("Missing required parameter: 'response_format.json_schema'.", "response_format")
+        schema = form.json_schema.schema_
+    return Conversation(
+        texts=[message.text for message in request.messages],
+        tools=allowed,
+        choice=choice,
+        results=results,
+        schema=schema,
+        json_mode=form is not None and form.type == "json_object",
+    )
+
+
 def chat(request: ChatCompletionRequest, ctx: Context) -> Output:
+    talk = conversation(request)
     messages = [message.model_dump(exclude_none=True) for message in request.messages]
-    prompt = "\n".join(message.text for message in request.messages)
-    json_mode = request.response_format is not None and request.response_format.type != "text"
     limit = request.max_completion_tokens or request.max_tokens
     seeds = [
         digest("chat", ctx.model, messages, request.seed, ctx.config.seed, index)
         for index in range(request.n)
     ]
-    answers = [
-        answer(ctx, prompt, seed, max_tokens=limit, stops=request.stops, json_mode=json_mode)
-        for seed in seeds
-    ]
+    answers = [respond(ctx, talk, seed, max_tokens=limit, stops=request.stops) for seed in seeds]
     ident = "chatcmpl-" + short_id(seeds[0])
-    usage = _usage(prompt_tokens([m.text for m in request.messages]), answers)
+    usage = _usage(input_tokens(talk), answers)
     if request.stream:
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         return Output(
@@ -170,16 +282,28 @@ def chat(request: ChatCompletionRequest, ctx: Context) -> Output:
         "choices": [
             {
                 "index": index,
-                "message": {"role": "assistant", "content": item.text, "refusal": None},
+                "message": _message(item),
                 "logprobs": None,
                 "finish_reason": _FINISH[item.finish],
             }
             for index, item in enumerate(answers)
         ],
         "usage": usage,
+        "service_tier": "default",
         "system_fingerprint": FINGERPRINT,
     }
     return Output(body=body)
+
+
+def _message(item: Answer) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": item.text, "refusal": None, "annotations": []}
+    if item.calls:
+        message["content"] = None
+        message["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in item.calls
+        ]
+    return message
 
 
 def _usage(prompt: int, answers: list[Answer]) -> dict[str, Any]:
@@ -225,10 +349,21 @@ def _chunks(
         return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
 
     events = [
-        chunk([choice(i, {"role": "assistant", "content": "", "refusal": None})]) for i in range(len(answers))
+        chunk([choice(i, {"role": "assistant", "content": None if item.calls else "", "refusal": None})])
+        for i, item in enumerate(answers)
     ]
     for index, item in enumerate(answers):
         events += [chunk([choice(index, {"content": piece})]) for piece in pieces(item.text)]
+        for number, call in enumerate(item.calls):
+            # The first delta of a call names it; the arguments follow in fragments that
+            # only parse once joined (the client assembles them by "index").
+            head = {"index": number, "id": call.id, "type": "function"}
+            head["function"] = {"name": call.name, "arguments": ""}
+            events.append(chunk([choice(index, {"tool_calls": [head]})]))
+            events += [
+                chunk([choice(index, {"tool_calls": [{"index": number, "function": {"arguments": part}}]})])
+                for part in fragments(call.arguments)
+            ]
     events += [chunk([choice(i, {}, _FINISH[item.finish])]) for i, item in enumerate(answers)]
     if include_usage:
         events.append(chunk([], usage=usage))

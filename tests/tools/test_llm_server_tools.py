@@ -385,3 +385,104 @@ def test_schema_with_a_dangling_ref_is_400(client: httpx.Client) -> None:
     response = client.post("/v1/chat/completions", headers=OPENAI, json=body)
     assert response.status_code == 400
     assert "Missing" in response.json()["error"]["message"]
+
+
+# --- the Responses API ----------------------------------------------------------------------
+
+RESPONSE_TOOLS = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": GetWeather.__doc__,
+        "parameters": GetWeather.model_json_schema(),
+    }
+]
+
+
+def responses(client: httpx.Client, **body: Any) -> httpx.Response:
+    return client.post("/v1/responses", headers=OPENAI, json={"model": "gpt-4.1", **body})
+
+
+def named_events(text: str) -> list[tuple[str, Any]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def test_responses_plain_text(client: httpx.Client) -> None:
+    body = responses(client, input="What is a timeout?", instructions="Be brief.").json()
+    assert body["object"] == "response"
+    assert body["id"].startswith("resp_")
+    assert body["status"] == "completed"
+    assert body["model"] == "gpt-4.1"
+    [item] = body["output"]
+    assert item["type"] == "message" and item["role"] == "assistant"
+    assert item["content"][0]["type"] == "output_text"
+    usage = body["usage"]
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert usage["input_tokens_details"]["cached_tokens"] == 0
+
+
+def test_responses_stream_events_rebuild_the_plain_answer(client: httpx.Client) -> None:
+    plain = responses(client, input="What is a timeout?").json()
+    with client.stream(
+        "POST",
+        "/v1/responses",
+        headers=OPENAI,
+        json={"model": "gpt-4.1", "input": "What is a timeout?", "stream": True},
+    ) as response:
+        events = named_events(response.read().decode())
+    names = [name for name, _ in events]
+    assert names[:2] == ["response.created", "response.in_progress"]
+    assert names[-1] == "response.completed"
+    assert [payload["sequence_number"] for _, payload in events] == list(range(len(events)))
+    assert all(payload["type"] == name for name, payload in events)
+    text = "".join(payload["delta"] for name, payload in events if name == "response.output_text.delta")
+    assert text == plain["output"][0]["content"][0]["text"]
+    assert events[-1][1]["response"]["output"] == plain["output"]
+
+
+def test_responses_function_call_and_its_output(client: httpx.Client) -> None:
+    first = responses(
+        client, input="What is the weather in Lima?", tools=RESPONSE_TOOLS, tool_choice="required"
+    )
+    [call] = first.json()["output"]
+    assert call["type"] == "function_call"
+    assert GetWeather.model_validate_json(call["arguments"]).city == "Lima"
+    items = [
+        {"role": "user", "content": "What is the weather in Lima?"},
+        call,
+        {"type": "function_call_output", "call_id": call["call_id"], "output": "foggy"},
+    ]
+    second = responses(client, input=items, tools=RESPONSE_TOOLS).json()
+    assert "get_weather returned foggy" in second["output"][0]["content"][0]["text"]
+
+
+def test_responses_streamed_function_call_arguments(client: httpx.Client) -> None:
+    body = {
+        "model": "gpt-4.1",
+        "input": "What is the weather in Lima?",
+        "tools": RESPONSE_TOOLS,
+        "stream": True,
+    }
+    with client.stream("POST", "/v1/responses", headers=OPENAI, json=body) as response:
+        events = named_events(response.read().decode())
+    deltas = [p["delta"] for name, p in events if name == "response.function_call_arguments.delta"]
+    done = next(p for name, p in events if name == "response.function_call_arguments.done")
+    assert len(deltas) > 1
+    assert "".join(deltas) == done["arguments"]
+
+
+def test_responses_cut_by_max_output_tokens_is_incomplete(client: httpx.Client) -> None:
+    body = responses(client, input="What is a timeout?", max_output_tokens=3).json()
+    assert body["status"] == "incomplete"
+    assert body["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert body["usage"]["output_tokens"] <= 3
+
+
+def test_responses_structured_output(client: httpx.Client) -> None:
+    form = {"type": "json_schema", "name": "Ticket", "schema": Ticket.model_json_schema(), "strict": True}
+    body = responses(client, input="File a ticket", text={"format": form}).json()
+    Ticket.model_validate_json(body["output"][0]["content"][0]["text"])

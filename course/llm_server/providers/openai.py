@@ -1,8 +1,10 @@
-"""The OpenAI-style API: chat completions (plain and streamed), embeddings, the model list;
-its request bodies, response shapes, errors and auth.
+"""The OpenAI-style API: chat completions and the Responses API (plain and streamed, with
+tool calls and structured output), embeddings, the model list; its request bodies, response
+shapes, errors and auth.
 
 Errors: ``{"error": {"message", "type", "param", "code"}}``; key in ``Authorization: Bearer``.
-Streams: unnamed SSE events (``data: {...}``) ending with ``data: [DONE]``.
+Streams: Chat Completions sends unnamed SSE events (``data: {...}``) ending with ``data:
+[DONE]``; the Responses API names each event (``event: response.output_text.delta``).
 """
 
 from __future__ import annotations
@@ -393,6 +395,226 @@ def embeddings(request: EmbeddingsRequest, ctx: Context) -> Output:
     )
 
 
+# --- the Responses API: POST /v1/responses -----------------------------------------------
+
+
+class InputItem(Part):
+    """A message (``role`` + ``content``), a function call the model made earlier, or the
+    output of one (``function_call_output``); other item types are accepted and skipped."""
+
+    type: str = "message"
+    role: str | None = None
+    content: str | list[ContentPart] | None = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    output: str | list[ContentPart] | None = None
+
+    @property
+    def text(self) -> str:
+        if self.type == "function_call":
+            return f"{self.name} {self.arguments}"
+        if self.type == "function_call_output":
+            return _text(self.output)
+        return _text(self.content)
+
+
+class TextFormat(Part):
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    name: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class TextConfig(Part):
+    format: TextFormat | None = None
+
+
+class ResponseTool(Part):
+    type: str
+    name: str | None = None
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ResponsesRequest(RequestBody):
+    model: str
+    input: str | list[InputItem] = Field(min_length=1)
+    instructions: str | None = None
+    stream: bool = False
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    tools: list[ResponseTool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: TextConfig | None = None
+    previous_response_id: str | None = None
+    """Accepted, but this server keeps no past responses: send the whole conversation."""
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+    user: str | None = None
+
+    @property
+    def items(self) -> list[InputItem]:
+        if isinstance(self.input, str):
+            return [InputItem(role="user", content=self.input)]
+        return self.input
+
+
+def responses_conversation(request: ResponsesRequest) -> Conversation:
+    tools = [
+        Tool(tool.name, tool.description or "", tool.parameters or {"type": "object", "properties": {}})
+        for tool in request.tools or []
+        if tool.type == "function" and tool.name
+    ]
+    choice, allowed = tool_choice(request.tool_choice, tools)
+    check_choice(allowed, choice)
+    items = request.items
+    names = {item.call_id: item.name or "tool" for item in items if item.type == "function_call"}
+    results: list[ToolResult] = []
+    for item in reversed(items):
+        if item.type != "function_call_output":
+            break
+        results.insert(0, ToolResult(names.get(item.call_id, "tool"), item.text))
+    form = request.text.format if request.text else None
+    texts = [item.text for item in items if item.type in ("message", "function_call", "function_call_output")]
+    return Conversation(
+        texts=[request.instructions, *texts] if request.instructions else texts,
+        tools=allowed,
+        choice=choice,
+        results=results,
+        schema=form.schema_ if form is not None and form.type == "json_schema" else None,
+        json_mode=form is not None and form.type == "json_object",
+    )
+
+
+def responses(request: ResponsesRequest, ctx: Context) -> Output:
+    talk = responses_conversation(request)
+    items = [item.model_dump(exclude_none=True) for item in request.items]
+    seed = digest("responses", ctx.model, request.instructions, items, ctx.config.seed)
+    reply = respond(ctx, talk, seed, max_tokens=request.max_output_tokens, stops=[])
+    ident = short_id(seed)
+    output: list[dict[str, Any]]
+    if reply.calls:
+        output = [
+            {
+                "type": "function_call",
+                "id": f"fc_{short_id(digest('fc', call.id))}",
+                "call_id": call.id,
+                "name": call.name,
+                "arguments": call.arguments,
+                "status": "completed",
+            }
+            for call in reply.calls
+        ]
+    else:
+        text: dict[str, Any] = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
+        output = [
+            {
+                "type": "message",
+                "id": f"msg_{ident}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [text],
+            }
+        ]
+    cost = input_tokens(talk)
+    cut = reply.finish == "length"
+    body: dict[str, Any] = {
+        "id": f"resp_{ident}",
+        "object": "response",
+        "created_at": ctx.created,
+        "status": "incomplete" if cut else "completed",
+        "background": False,
+        "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
+        "instructions": request.instructions,
+        "max_output_tokens": request.max_output_tokens,
+        "model": request.model,
+        "output": output,
+        "parallel_tool_calls": request.parallel_tool_calls is not False,
+        "previous_response_id": request.previous_response_id,
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": request.store is not False,
+        "temperature": request.temperature if request.temperature is not None else 1.0,
+        "text": {
+            "format": (
+                request.text.format if request.text and request.text.format else TextFormat()
+            ).model_dump(by_alias=True, exclude_none=True)
+        },
+        "tool_choice": request.tool_choice if request.tool_choice is not None else "auto",
+        "tools": [tool.model_dump(exclude_none=True) for tool in request.tools or []],
+        "top_p": request.top_p if request.top_p is not None else 1.0,
+        "truncation": "disabled",
+        "usage": {
+            "input_tokens": cost,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": reply.tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": cost + reply.tokens,
+        },
+        "user": request.user,
+        "metadata": request.metadata or {},
+    }
+    if not request.stream:
+        return Output(body=body)
+    error = {"type": "error", "code": "server_error", "message": "The server is overloaded.", "param": None}
+    return Output(events=_response_events(body), error_event=event({**error, "sequence_number": 0}, "error"))
+
+
+def _response_events(done: dict[str, Any]) -> list[Event]:
+    """The Responses API's stream: named events, each numbered, from response.created to
+    response.completed (or response.incomplete when max_output_tokens cut the text)."""
+    events: list[Event] = []
+
+    def emit(kind: str, **payload: Any) -> None:
+        events.append(event({"type": kind, "sequence_number": len(events), **payload}, kind))
+
+    start = {**done, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
+    emit("response.created", response=start)
+    emit("response.in_progress", response=start)
+    for index, item in enumerate(done["output"]):
+        ident = item["id"]
+        if item["type"] == "function_call":
+            emit(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "arguments": "", "status": "in_progress"},
+            )
+            for part in fragments(item["arguments"]):
+                emit("response.function_call_arguments.delta", item_id=ident, output_index=index, delta=part)
+            emit(
+                "response.function_call_arguments.done",
+                item_id=ident,
+                output_index=index,
+                name=item["name"],
+                arguments=item["arguments"],
+            )
+        else:
+            text = item["content"][0]["text"]
+            emit(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "status": "in_progress", "content": []},
+            )
+            where = {"item_id": ident, "output_index": index, "content_index": 0}
+            emit(
+                "response.content_part.added",
+                **where,
+                part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+            )
+            for piece in pieces(text):
+                emit("response.output_text.delta", **where, delta=piece, logprobs=[])
+            emit("response.output_text.done", **where, text=text, logprobs=[])
+            emit("response.content_part.done", **where, part=item["content"][0])
+        emit("response.output_item.done", output_index=index, item=item)
+    emit("response.incomplete" if done["status"] == "incomplete" else "response.completed", response=done)
+    return events
+
+
 # --- errors, auth, models -------------------------------------------------------------------
 
 
@@ -401,6 +623,7 @@ class OpenAI(Provider):
     endpoints = (
         Endpoint("/v1/chat/completions", ChatCompletionRequest, chat),
         Endpoint("/v1/embeddings", EmbeddingsRequest, embeddings, models="embedding"),
+        Endpoint("/v1/responses", ResponsesRequest, responses),
     )
     _types: ClassVar[dict[int, str]] = {
         400: "invalid_request_error",

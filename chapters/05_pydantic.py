@@ -31,12 +31,18 @@
 # - how to recognise Pydantic v1 code and migrate it;
 # - discriminated unions for tool calls, and JSON that a model wrapped in prose or a code
 #   fence, parsed from the course's local LLM server;
+# - structured output: a Pydantic model's JSON Schema sent to the provider, the answer
+#   validated (`.parse()` with the official SDK), and a repair prompt, a retry cap and
+#   a fallback for the answers that still fail;
+# - tool calling with a typed registry: definitions generated from Pydantic models,
+#   calls validated as a discriminated union, and a loop that runs the tools and sends
+#   the results back, with a cap on rounds; OpenAI and Anthropic shapes side by side;
 # - what validation costs against a dataclass, measured;
 # - configuration with `pydantic-settings`: environment variables, `.env` files,
 #   `SecretStr` and profiles.
 #
-# The exercises have you build the configuration system of an LLM service:
-# [the chapter 5 exercises](../exercises/05_pydantic).
+# The exercises have you build the configuration system of an LLM service, and a tool
+# registry with its calling loop: [the chapter 5 exercises](../exercises/05_pydantic).
 
 # %% [markdown]
 # ## Circles of trust
@@ -1203,7 +1209,17 @@ os.chdir(previous_dir)
 # validate, preferably in one `TypeAdapter(list[Chunk]).validate_json(...)` call.
 # ```
 #
-# **7.** Name two ways an API key typed as `SecretStr` can still leak.
+# **7.** Your tool loop sent back a tool result, and the provider answered 400. The
+# result message had the right `tool_call_id`. What is the likely mistake?
+#
+# ```{admonition} Answer
+# :class: dropdown
+# The assistant message that made the calls is missing from the conversation: each
+# result must follow the assistant turn whose `tool_calls` (or `tool_use` blocks) it
+# answers. Append the assistant message first, then one result per call.
+# ```
+#
+# **8.** Name two ways an API key typed as `SecretStr` can still leak.
 #
 # ```{admonition} Answer
 # :class: dropdown
@@ -1223,6 +1239,10 @@ os.chdir(previous_dir)
 #   between your own services.
 # - Discriminated unions for tool calls; extract JSON from prose and fences before
 #   validating it.
+# - Send the schema (`response_format`, `output_config.format`) and still validate the
+#   answer; repair with the errors, cap the attempts, fall back on purpose.
+# - Tools: generate definitions from models, validate each call before running it, send
+#   failures back as results, and cap the rounds of the loop.
 # - Validation costs microseconds per record; measure before reaching for a dataclass.
 # - `BaseSettings` reads the environment and `.env` files; `SecretStr` masks keys;
 #   profiles live in files.
@@ -1233,7 +1253,7 @@ os.chdir(previous_dir)
 # Build the configuration system of an LLM service in
 # [the exercises](../exercises/05_pydantic): API keys, model parameters, a retry policy
 # and feature flags, loaded from the environment and `.env`, with profiles and masked
-# secrets.
+# secrets; then a typed tool registry and the loop that lets a model call it.
 #
 # Then [Chapter 6](06_resilience) deals with the provider on the other side of the
 # boundary failing: retries, rate limits, circuit breakers and fallbacks.

@@ -183,12 +183,14 @@ async def list_models(request: Request) -> Response:
     refused = provider.check_auth(request.headers, config)
     if refused is not None:
         return provider.respond_error(exchange.request_id, *refused)
+    extra = provider.rate_headers(default_rate(_state(request)))
     model = request.path_params.get("model")
     if model is None:
-        return JSONResponse(provider.model_list(config.models))
+        return JSONResponse(provider.model_list(config.models), headers=extra)
     if config.resolve(model) is None:
-        return provider.respond_error(exchange.request_id, 404, provider.unknown_model(model, config.models))
-    return JSONResponse(provider.model_card(model))
+        body = provider.unknown_model(model, config.models)
+        return provider.respond_error(exchange.request_id, 404, body, extra)
+    return JSONResponse(provider.model_card(model), headers=extra)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -409,7 +409,8 @@ def test_rate_limit_headers_on_every_response(client: httpx.Client) -> None:
     again = client.post("/v1/chat/completions", headers=openai_headers(), json=chat())
     missing = client.post("/v1/chat/completions", headers=openai_headers(), json={**chat(), "model": "x"})
     anthropic = client.post("/v1/messages", headers=anthropic_headers(), json=message())
-    for response in (openai, missing):
+    listed = client.get("/v1/models", headers=openai_headers())
+    for response in (openai, missing, listed):
         for name in ("limit-requests", "remaining-requests", "reset-requests", "limit-tokens"):
             assert f"x-ratelimit-{name}" in response.headers
     used = int(openai.headers["x-ratelimit-remaining-requests"])

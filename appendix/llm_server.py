@@ -141,8 +141,7 @@ print(names.count("content_block_delta"), "content_block_delta events")
 # Schema, preferring names from the prompt. `X-Mock-Tool-Calls` scripts the calls instead,
 # even invalid ones, to test a client's validation.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 weather_tool = {
     "type": "function",
     "function": {
@@ -186,8 +185,7 @@ print(forced["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
 # `client.messages.parse(output_format=Model)` work. A scripted reply (`X-Mock-Reply`)
 # wins over the schema, to test what a client does with an answer that does not fit.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 schema = {
     "type": "object",
     "properties": {
@@ -214,8 +212,7 @@ print(planned["choices"][0]["message"]["content"])
 # (`response.function_call_arguments.delta` for a call). It keeps no past responses:
 # `previous_response_id` is accepted but ignored, so send the whole conversation.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 responded = client.post(
     "/v1/responses",
     headers=openai_headers,

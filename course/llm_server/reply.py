@@ -88,6 +88,9 @@ class Conversation:
     """Structured output: the answer is an instance of this JSON Schema."""
     json_mode: bool = False
     """JSON mode without a schema: the answer is a JSON object."""
+    question: str | None = None
+    """The last thing the user asked (not a tool result): what picks a tool and its
+    arguments. None: the last text."""
 
     @property
     def prompt(self) -> str:
@@ -155,7 +158,9 @@ def _calls(ctx: Context, conversation: Conversation, seed: bytes, prefix: str) -
     ids = (f"{prefix}{short_id(digest('call', seed.hex(), index))}" for index in range(1_000))
     if scripted is not None:
         return tuple(ToolCall(next(ids), call.name, call.arguments) for call in scripted)
-    question = conversation.texts[-1] if conversation.texts else ""
+    question = conversation.question
+    if question is None:
+        question = conversation.texts[-1] if conversation.texts else ""
     if choice.mode == "named":
         tool = next(tool for tool in tools if tool.name == choice.name)
     else:

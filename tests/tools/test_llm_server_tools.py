@@ -486,3 +486,20 @@ def test_responses_structured_output(client: httpx.Client) -> None:
     form = {"type": "json_schema", "name": "Ticket", "schema": Ticket.model_json_schema(), "strict": True}
     body = responses(client, input="File a ticket", text={"format": form}).json()
     Ticket.model_validate_json(body["output"][0]["content"][0]["text"])
+
+
+def test_required_picks_the_tool_by_the_users_question_not_by_a_tool_result(client: httpx.Client) -> None:
+    messages = [
+        {"role": "user", "content": "Search the documentation for retries"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "search_docs", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "the weather is sunny"},
+    ]
+    body = {"model": "mock-gpt", "messages": messages, "tools": OPENAI_TOOLS, "tool_choice": "required"}
+    answer = client.post("/v1/chat/completions", headers=OPENAI, json=body).json()
+    assert answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "search_docs"

@@ -187,8 +187,17 @@ def conversation(request: MessagesRequest) -> Conversation:
     form = request.output_format or (request.output_config.format if request.output_config else None)
     system = request.system_text
     texts = [item.text for item in request.messages]
+    asked = [
+        item.content
+        if isinstance(item.content, str)
+        else "\n".join(b.text or "" for b in item.content if b.type == "text")
+        for item in request.messages
+        if item.role == "user"
+    ]
+    asked = [text for text in asked if text]
     return Conversation(
         texts=[system, *texts] if system else texts,
+        question=asked[-1] if asked else None,
         tools=tools,
         choice=choice,
         results=results,

@@ -249,8 +249,10 @@ def conversation(request: ChatCompletionRequest) -> Conversation:
         if form.json_schema is None:
             raise BadRequest("Missing required parameter: 'response_format.json_schema'.", "response_format")
         schema = form.json_schema.schema_
+    asked = [message.text for message in request.messages if message.role == "user"]
     return Conversation(
         texts=[message.text for message in request.messages],
+        question=asked[-1] if asked else None,
         tools=allowed,
         choice=choice,
         results=results,
@@ -480,8 +482,10 @@ def responses_conversation(request: ResponsesRequest) -> Conversation:
         results.insert(0, ToolResult(names.get(item.call_id, "tool"), item.text))
     form = request.text.format if request.text else None
     texts = [item.text for item in items if item.type in ("message", "function_call", "function_call_output")]
+    asked = [item.text for item in items if item.type == "message" and item.role == "user"]
     return Conversation(
         texts=[request.instructions, *texts] if request.instructions else texts,
+        question=asked[-1] if asked else None,
         tools=allowed,
         choice=choice,
         results=results,

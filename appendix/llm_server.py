@@ -167,12 +167,19 @@ follow_up = [
     {"role": "tool", "tool_call_id": call["id"], "content": '{"temp_c": 4}'},
 ]
 answer = client.post(
-    "/v1/chat/completions", headers=openai_headers, json={**call_request, "messages": follow_up}
+    "/v1/chat/completions",
+    headers=openai_headers,
+    json={**call_request, "messages": follow_up},
 )
 print(answer.json()["choices"][0]["message"]["content"])
 
-scripted_call = {**openai_headers, "X-Mock-Tool-Calls": '{"name": "get_weather", "arguments": "{oops"}'}
-forced = client.post("/v1/chat/completions", headers=scripted_call, json=call_request).json()
+scripted_call = {
+    **openai_headers,
+    "X-Mock-Tool-Calls": '{"name": "get_weather", "arguments": "{oops"}',
+}
+forced = client.post(
+    "/v1/chat/completions", headers=scripted_call, json=call_request
+).json()
 print(forced["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
 
 # %% [markdown]
@@ -195,7 +202,10 @@ schema = {
     },
     "required": ["title", "priority", "steps"],
 }
-form = {"type": "json_schema", "json_schema": {"name": "plan", "schema": schema, "strict": True}}
+form = {
+    "type": "json_schema",
+    "json_schema": {"name": "plan", "schema": schema, "strict": True},
+}
 planned = client.post(
     "/v1/chat/completions",
     headers=openai_headers,
@@ -216,16 +226,23 @@ print(planned["choices"][0]["message"]["content"])
 responded = client.post(
     "/v1/responses",
     headers=openai_headers,
-    json={"model": "gpt-4.1", "input": "What should a timeout protect?", "stream": True},
+    json={
+        "model": "gpt-4.1",
+        "input": "What should a timeout protect?",
+        "stream": True,
+    },
 )
-kinds = [line.removeprefix("event: ") for line in responded.text.splitlines() if line.startswith("event: ")]
+kinds = [
+    line.removeprefix("event: ")
+    for line in responded.text.splitlines()
+    if line.startswith("event: ")
+]
 print([kind for kind in kinds if kind != "response.output_text.delta"])
 
 # %% [markdown]
 # The official `openai` and `anthropic` packages work against the server unchanged: give
 # them `base_url` (`f"{server.base_url}/v1"` for OpenAI, `server.base_url` for Anthropic)
 # and any key. Chapter 7 shows them next to raw `httpx`.
-
 # %% [markdown]
 # ## Embeddings
 # `POST /v1/embeddings` returns unit vectors seeded by the text: equal texts, equal vectors.

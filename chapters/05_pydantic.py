@@ -653,6 +653,7 @@ print(type(label).__name__, label)
 # prompt with the marker `[triage]` gets a bad label, and a prompt that contains the
 # repair message gets a good one. `[stubborn]` never learns.
 
+
 # %%
 def triage_model(prompt: str) -> str:
     if "did not validate" in prompt:
@@ -678,8 +679,9 @@ M = TypeVar("M", bound=BaseModel)
 
 def problems_of(exc: ValidationError, whole: str = "the answer") -> str:
     """Each error as `where: what`, for a person or a model to act on."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}"
-                     for e in exc.errors())
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in exc.errors()
+    )
 
 
 def ask_structured(
@@ -703,8 +705,11 @@ def ask_structured(
         print(f"attempt {attempt} failed: {problems}")
         messages += [
             {"role": "assistant", "content": text},
-            {"role": "user", "content": f"Your JSON did not validate: {problems}. "
-                                        "Answer again with corrected JSON only."},
+            {
+                "role": "user",
+                "content": f"Your JSON did not validate: {problems}. "
+                "Answer again with corrected JSON only.",
+            },
         ]
     if fallback is None:
         raise ValueError(f"no valid {model.__name__} after {attempts} attempts")
@@ -717,7 +722,11 @@ print(ask_structured("[triage] I want my money back.", TicketLabel))
 
 # %% tags=["nbval-check-output"]
 safe = TicketLabel(label="other", confidence=0.0, needs_human=True)
-print(ask_structured("[stubborn] Where is my order?", TicketLabel, attempts=2, fallback=safe))
+print(
+    ask_structured(
+        "[stubborn] Where is my order?", TicketLabel, attempts=2, fallback=safe
+    )
+)
 
 # %% [markdown]
 # The repair prompt carries the errors' `loc` and `msg`, never the raw `str(exc)`: the
@@ -778,23 +787,34 @@ class ToolRegistry:
 
     def tool(self, args: type[BaseModel]) -> Callable[[Callable], Callable]:
         """Decorator: register a function under its name; its docstring describes it."""
+
         def register(function: Callable[[Any], str]) -> Callable[[Any], str]:
             doc = (function.__doc__ or "").strip()
             self.tools[function.__name__] = Tool(function.__name__, doc, args, function)
             return function
+
         return register
 
     def openai_tools(self) -> list[dict]:
         return [
-            {"type": "function", "function": {"name": t.name, "description": t.description,
-                                              "parameters": t.args.model_json_schema()}}
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.args.model_json_schema(),
+                },
+            }
             for t in self.tools.values()
         ]
 
     def anthropic_tools(self) -> list[dict]:
         return [
-            {"name": t.name, "description": t.description,
-             "input_schema": t.args.model_json_schema()}
+            {
+                "name": t.name,
+                "description": t.description,
+                "input_schema": t.args.model_json_schema(),
+            }
             for t in self.tools.values()
         ]
 
@@ -811,7 +831,9 @@ def get_weather(args: WeatherArgs) -> str:
 @registry.tool(DocsArgs)
 def search_docs(args: DocsArgs) -> str:
     """Search the product documentation."""
-    return json.dumps([f"doc-{i}: about {args.query}" for i in range(1, args.top_k + 1)])
+    return json.dumps(
+        [f"doc-{i}: about {args.query}" for i in range(1, args.top_k + 1)]
+    )
 
 
 # %% [markdown]
@@ -830,6 +852,7 @@ print(json.dumps(registry.anthropic_tools()[0])[:150], "...")
 # one tool it names. One more method on the registry runs a call and turns every
 # failure into a message for the model, because the model can fix its own mistakes if
 # it is told what they were:
+
 
 # %%
 def call_adapter(registry: ToolRegistry) -> TypeAdapter:
@@ -863,16 +886,23 @@ print(execute(registry, "search_docs", '{"query": "refunds", "top'))
 # Now the loop. It must end even when the model keeps calling tools, so it has a cap on
 # rounds: a model stuck in a loop costs money on every round and never answers.
 
+
 # %%
 class TooManyRounds(Exception):
     """The model kept calling tools; no final answer within the cap."""
 
 
-def run_with_tools(prompt: str, *, max_rounds: int = 4, tool_choice: str = "auto") -> str:
+def run_with_tools(
+    prompt: str, *, max_rounds: int = 4, tool_choice: str = "auto"
+) -> str:
     messages: list[dict] = [{"role": "user", "content": prompt}]
     for round_number in range(1, max_rounds + 1):
-        body = {"model": "gpt-4o-mini", "messages": messages,
-                "tools": registry.openai_tools(), "tool_choice": tool_choice}
+        body = {
+            "model": "gpt-4o-mini",
+            "messages": messages,
+            "tools": registry.openai_tools(),
+            "tool_choice": tool_choice,
+        }
         response = client.post("/v1/chat/completions", json=body)
         response.raise_for_status()
         message = response.json()["choices"][0]["message"]
@@ -883,7 +913,9 @@ def run_with_tools(prompt: str, *, max_rounds: int = 4, tool_choice: str = "auto
             name, arguments = call["function"]["name"], call["function"]["arguments"]
             result = execute(registry, name, arguments)
             print(f"round {round_number}: {name}({arguments}) -> {result}")
-            messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+            messages.append(
+                {"role": "tool", "tool_call_id": call["id"], "content": result}
+            )
     raise TooManyRounds(f"no final answer after {max_rounds} rounds")
 
 
@@ -928,25 +960,36 @@ except TooManyRounds as exc:
 # %% tags=["nbval-check-output"]
 anthropic_headers = {"x-api-key": server.api_key, "anthropic-version": "2023-06-01"}
 turns: list[dict] = [{"role": "user", "content": "What is the weather in Oslo?"}]
-body = {"model": "claude-sonnet-4-5", "max_tokens": 300, "tools": registry.anthropic_tools()}
-first = client.post("/v1/messages", headers=anthropic_headers, json=body | {"messages": turns})
+body = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 300,
+    "tools": registry.anthropic_tools(),
+}
+first = client.post(
+    "/v1/messages", headers=anthropic_headers, json=body | {"messages": turns}
+)
 first = first.json()
 use = next(block for block in first["content"] if block["type"] == "tool_use")
 print(first["stop_reason"], use["name"], use["input"])
 result = execute(registry, use["name"], json.dumps(use["input"]))
 turns += [
     {"role": "assistant", "content": first["content"]},
-    {"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": use["id"], "content": result}]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": use["id"], "content": result}
+        ],
+    },
 ]
-final = client.post("/v1/messages", headers=anthropic_headers, json=body | {"messages": turns})
+final = client.post(
+    "/v1/messages", headers=anthropic_headers, json=body | {"messages": turns}
+)
 print(final.json()["stop_reason"], final.json()["content"][0]["text"])
 
 # %%
 triage_http.close()
 scripted.stop()
 sdk.close()
-
 # %%
 client.close()
 server.stop()

@@ -1071,10 +1071,12 @@ WEATHER = {
         "required": ["city", "unit"],
     },
 }
-two_calls = json.dumps([
-    {"name": "get_weather", "arguments": {"city": "Zürich", "unit": "c"}},
-    {"name": "get_weather", "arguments": {"city": "Lima", "unit": "f"}},
-])
+two_calls = json.dumps(
+    [
+        {"name": "get_weather", "arguments": {"city": "Zürich", "unit": "c"}},
+        {"name": "get_weather", "arguments": {"city": "Lima", "unit": "f"}},
+    ]
+)
 
 
 async def openai_tool_calls(response: httpx.Response) -> list[dict]:
@@ -1093,17 +1095,23 @@ async def openai_tool_calls(response: httpx.Response) -> list[dict]:
             finished = finished or choice["finish_reason"] == "tool_calls"
     if not finished:
         raise StreamIncomplete("the stream ended before the tool calls were complete")
-    return [calls[index] | {"arguments": json.loads(calls[index]["arguments"])}
-            for index in sorted(calls)]
+    return [
+        calls[index] | {"arguments": json.loads(calls[index]["arguments"])}
+        for index in sorted(calls)
+    ]
 
 
 # %% tags=["nbval-check-output"]
-request = {"model": "gpt-4o-mini", "stream": True,
-           "messages": [{"role": "user", "content": "Weather in Zürich and Lima?"}],
-           "tools": [{"type": "function", "function": WEATHER}]}
+request = {
+    "model": "gpt-4o-mini",
+    "stream": True,
+    "messages": [{"role": "user", "content": "Weather in Zürich and Lima?"}],
+    "tools": [{"type": "function", "function": WEATHER}],
+}
 headers = OPENAI_HEADERS | {"X-Mock-Tool-Calls": two_calls}
-async with http.stream("POST", "/v1/chat/completions", json=request,
-                       headers=headers) as response:
+async with http.stream(
+    "POST", "/v1/chat/completions", json=request, headers=headers
+) as response:
     for call in await openai_tool_calls(response):
         print(call["name"], call["arguments"])
 
@@ -1112,16 +1120,27 @@ async with http.stream("POST", "/v1/chat/completions", json=request,
 # The Anthropic version keys its buffers by content block index, and a block's JSON is
 # complete at its `content_block_stop`:
 
+
 # %%
 async def anthropic_tool_uses(response: httpx.Response) -> list[dict]:
     """Assemble the tool_use blocks of an Anthropic-style stream."""
     blocks: dict[int, dict] = {}
     async for name, data in sse_events(response.aiter_lines()):
         event = json.loads(data)
-        if name == "content_block_start" and event["content_block"]["type"] == "tool_use":
+        if (
+            name == "content_block_start"
+            and event["content_block"]["type"] == "tool_use"
+        ):
             start = event["content_block"]
-            blocks[event["index"]] = {"id": start["id"], "name": start["name"], "json": ""}
-        elif name == "content_block_delta" and event["delta"]["type"] == "input_json_delta":
+            blocks[event["index"]] = {
+                "id": start["id"],
+                "name": start["name"],
+                "json": "",
+            }
+        elif (
+            name == "content_block_delta"
+            and event["delta"]["type"] == "input_json_delta"
+        ):
             blocks[event["index"]]["json"] += event["delta"]["partial_json"]
         elif name == "content_block_stop" and event["index"] in blocks:
             block = blocks[event["index"]]
@@ -1132,12 +1151,22 @@ async def anthropic_tool_uses(response: httpx.Response) -> list[dict]:
 
 
 # %% tags=["nbval-check-output"]
-request = {"model": "claude-sonnet-4-5", "max_tokens": 300, "stream": True,
-           "messages": [{"role": "user", "content": "What is the weather in Oslo?"}],
-           "tools": [{"name": WEATHER["name"], "description": WEATHER["description"],
-                      "input_schema": WEATHER["parameters"]}]}
-async with http.stream("POST", "/v1/messages", json=request,
-                       headers=ANTHROPIC_HEADERS) as response:
+request = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 300,
+    "stream": True,
+    "messages": [{"role": "user", "content": "What is the weather in Oslo?"}],
+    "tools": [
+        {
+            "name": WEATHER["name"],
+            "description": WEATHER["description"],
+            "input_schema": WEATHER["parameters"],
+        }
+    ],
+}
+async with http.stream(
+    "POST", "/v1/messages", json=request, headers=ANTHROPIC_HEADERS
+) as response:
     for use in await anthropic_tool_uses(response):
         print(use["name"], use["input"])
 
@@ -1165,14 +1194,18 @@ claude = anthropic.AsyncAnthropic(base_url=server.base_url, api_key=server.api_k
 
 raw = "".join([piece async for piece in stream_text("What is SSE?")])
 stream = await oai.chat.completions.create(
-    model="mock-gpt", stream=True, messages=[{"role": "user", "content": "What is SSE?"}]
+    model="mock-gpt",
+    stream=True,
+    messages=[{"role": "user", "content": "What is SSE?"}],
 )
-sdk_text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream
-                    if chunk.choices])
+sdk_text = "".join(
+    [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+)
 print("openai SDK == raw httpx:", sdk_text == raw)
 
 async with claude.messages.stream(
-    model="mock-claude", max_tokens=300,
+    model="mock-claude",
+    max_tokens=300,
     messages=[{"role": "user", "content": "What is SSE?"}],
 ) as events:
     claude_text = "".join([piece async for piece in events.text_stream])
@@ -1219,7 +1252,8 @@ print("the server saw:", [record.status for record in server.log])
 
 # %% tags=["nbval-check-output"]
 impatient = openai.AsyncOpenAI(
-    base_url=server.url("rate_limited:retry_after=3") + "/v1", api_key=server.api_key,
+    base_url=server.url("rate_limited:retry_after=3") + "/v1",
+    api_key=server.api_key,
     max_retries=0,
 )
 try:
@@ -1227,8 +1261,12 @@ try:
         model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}]
     )
 except openai.RateLimitError as exc:
-    print(type(exc).__name__, exc.status_code, "retry-after:",
-          exc.response.headers["retry-after"])
+    print(
+        type(exc).__name__,
+        exc.status_code,
+        "retry-after:",
+        exc.response.headers["retry-after"],
+    )
 
 # %% [markdown]
 # What the SDK hides, and what to decide yourself:
@@ -1251,7 +1289,6 @@ except openai.RateLimitError as exc:
 # %%
 for sdk_client in (oai, claude, patient, impatient):
     await sdk_client.close()
-
 # %% [markdown]
 # ## Putting it together
 #

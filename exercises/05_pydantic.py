@@ -326,7 +326,7 @@ import httpx
 
 
 class ToolCallError(Exception):
-    """A tool call that cannot run: unknown tool, arguments that are not JSON, or invalid."""
+    """A tool call that cannot run: unknown tool, arguments not JSON, or invalid."""
 
 
 class TooManyRounds(Exception):
@@ -342,7 +342,11 @@ class ToolRegistry:
         raise NotImplementedError("Write ToolRegistry.__init__(): see the instructions above.")
 
     def tool(
-        self, args: type[BaseModel], *, name: str | None = None, description: str | None = None
+        self,
+        args: type[BaseModel],
+        *,
+        name: str | None = None,
+        description: str | None = None,
     ) -> Callable[[Handler], Handler]:
         raise NotImplementedError("Write ToolRegistry.tool(): see the instructions above.")
 
@@ -393,14 +397,16 @@ def get_weather(args: CityArgs) -> str:
 
 
 print(demo_registry.execute("get_weather", '{"city": 7}'))
-with LLMServer() as server, httpx.Client(
-    base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"}
-) as http:
+with (
+    LLMServer() as server,
+    httpx.Client(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"}
+    ) as http,
+):
     conversation: list[dict[str, Any]] = [
         {"role": "user", "content": "What is the weather in Paris?"}
     ]
     print(run_tools(http, demo_registry, conversation, model="gpt-4o-mini"))
     print([message["role"] for message in conversation])
-
 # %%
 check("tool_registry")

@@ -411,7 +411,7 @@ import httpx
 
 
 class ToolCallError(Exception):
-    """A tool call that cannot run: unknown tool, arguments that are not JSON, or invalid."""
+    """A tool call that cannot run: unknown tool, arguments not JSON, or invalid."""
 
 
 class TooManyRounds(Exception):
@@ -429,16 +429,26 @@ class ToolRegistry:
         # END SOLUTION
 
     def tool(
-        self, args: type[BaseModel], *, name: str | None = None, description: str | None = None
+        self,
+        args: type[BaseModel],
+        *,
+        name: str | None = None,
+        description: str | None = None,
     ) -> Callable[[Handler], Handler]:
         # BEGIN SOLUTION
         def register(function: Handler) -> Handler:
             tool_name = name if name is not None else function.__name__
             if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", tool_name):
-                raise ValueError(f"invalid tool name {tool_name!r}: use 1-64 letters, digits, _ or -")
+                raise ValueError(
+                    f"invalid tool name {tool_name!r}: use 1-64 letters, digits, _ or -"
+                )
             if tool_name in self._tools:
                 raise ValueError(f"a tool named {tool_name!r} is already registered")
-            text = description if description is not None else (function.__doc__ or "").strip()
+            text = (
+                description
+                if description is not None
+                else (function.__doc__ or "").strip()
+            )
             self._tools[tool_name] = (text, args, function)
             return function
 
@@ -448,7 +458,9 @@ class ToolRegistry:
     def definitions(self, style: str = "openai") -> list[dict[str, Any]]:
         # BEGIN SOLUTION
         if style not in ("openai", "anthropic"):
-            raise ValueError(f"unknown style {style!r}: expected 'openai' or 'anthropic'")
+            raise ValueError(
+                f"unknown style {style!r}: expected 'openai' or 'anthropic'"
+            )
         result: list[dict[str, Any]] = []
         for name, (text, args, _) in self._tools.items():
             schema = args.model_json_schema()
@@ -456,7 +468,9 @@ class ToolRegistry:
                 function = {"name": name, "description": text, "parameters": schema}
                 result.append({"type": "function", "function": function})
             else:
-                result.append({"name": name, "description": text, "input_schema": schema})
+                result.append(
+                    {"name": name, "description": text, "input_schema": schema}
+                )
         return result
         # END SOLUTION
 
@@ -464,13 +478,17 @@ class ToolRegistry:
         # BEGIN SOLUTION
         if name not in self._tools:
             known = ", ".join(self._tools) or "none"
-            raise ToolCallError(f"unknown tool {name!r}; the registered tools are: {known}")
+            raise ToolCallError(
+                f"unknown tool {name!r}; the registered tools are: {known}"
+            )
         args = self._tools[name][1]
         if isinstance(arguments, str):
             try:
                 arguments = json.loads(arguments)
             except json.JSONDecodeError as exc:
-                raise ToolCallError(f"the arguments of {name} are not valid JSON: {exc.msg}") from None
+                raise ToolCallError(
+                    f"the arguments of {name} are not valid JSON: {exc.msg}"
+                ) from None
         if not isinstance(arguments, dict):
             raise ToolCallError(f"the arguments of {name} must be a JSON object")
         try:
@@ -509,7 +527,12 @@ def run_tools(
     # BEGIN SOLUTION
     tools = registry.definitions("openai")
     for _ in range(max_rounds):
-        body = {"model": model, "messages": messages, "tools": tools, "tool_choice": tool_choice}
+        body = {
+            "model": model,
+            "messages": messages,
+            "tools": tools,
+            "tool_choice": tool_choice,
+        }
         response = client.post("/v1/chat/completions", json=body)
         response.raise_for_status()
         message = response.json()["choices"][0]["message"]
@@ -518,8 +541,12 @@ def run_tools(
         if not calls:
             return str(message.get("content") or "")
         for call in calls:
-            result = registry.execute(call["function"]["name"], call["function"]["arguments"])
-            messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+            result = registry.execute(
+                call["function"]["name"], call["function"]["arguments"]
+            )
+            messages.append(
+                {"role": "tool", "tool_call_id": call["id"], "content": result}
+            )
     raise TooManyRounds(f"no final answer after {max_rounds} rounds")
     # END SOLUTION
 
@@ -548,14 +575,16 @@ def get_weather(args: CityArgs) -> str:
 
 
 print(demo_registry.execute("get_weather", '{"city": 7}'))
-with LLMServer() as server, httpx.Client(
-    base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"}
-) as http:
+with (
+    LLMServer() as server,
+    httpx.Client(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"}
+    ) as http,
+):
     conversation: list[dict[str, Any]] = [
         {"role": "user", "content": "What is the weather in Paris?"}
     ]
     print(run_tools(http, demo_registry, conversation, model="gpt-4o-mini"))
     print([message["role"] for message in conversation])
-
 # %%
 check("tool_registry")

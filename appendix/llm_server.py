@@ -201,6 +201,7 @@ schema = {
         "steps": {"type": "array", "items": {"type": "string"}, "minItems": 1},
     },
     "required": ["title", "priority", "steps"],
+    "additionalProperties": False,  # strict mode wants every object closed
 }
 form = {
     "type": "json_schema",

@@ -617,10 +617,21 @@ print(TicketLabel.model_validate_json(content))
 #
 # Add `"strict": true` and the provider promises the answer matches the schema, with
 # two conditions on the schema: every property is listed in `required`, and every
-# object says `"additionalProperties": false`. Pydantic's schema does neither for
-# fields with defaults. The official `openai` package rewrites the schema for you and
-# parses the answer back into your model: `.parse()` is the whole round trip in one
-# call. The client points at the local server through `base_url`:
+# object says `"additionalProperties": false`. Pydantic's schema leaves fields with
+# defaults out of `required` and does not close objects. The local server checks both
+# conditions as OpenAI does, so the mistake shows up here first:
+
+# %% tags=["nbval-check-output"]
+strict_body = schema_request(question, TicketLabel)
+strict_body["response_format"]["json_schema"]["strict"] = True
+refused = client.post("/v1/chat/completions", json=strict_body)
+print(refused.status_code, refused.json()["error"]["message"])
+
+# %% [markdown]
+# The official `openai` package rewrites the schema for you (closing every object and
+# listing every field as required) and parses the answer back into your model:
+# `.parse()` is the whole round trip in one call. The client points at the local server
+# through `base_url`:
 
 # %% tags=["nbval-check-output"]
 from openai import OpenAI

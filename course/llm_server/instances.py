@@ -42,6 +42,42 @@ class SchemaError(ValueError):
     """A schema the server cannot build an instance of (a ``$ref`` that goes nowhere)."""
 
 
+def strict_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why OpenAI's strict mode would refuse ``schema``, or None when it would take it.
+
+    Strict mode needs every object to list all its properties in ``required`` and to say
+    ``"additionalProperties": false``; Pydantic's own schema does neither for a field
+    with a default, which is why the SDKs rewrite it before sending."""
+
+    def walk(node: Any, where: tuple[str, ...]) -> str | None:
+        if not isinstance(node, Mapping):
+            return None
+        context = f"In context=({', '.join(repr(part) for part in where)})"
+        if node.get("type") == "object" or "properties" in node:
+            if node.get("additionalProperties") is not False:
+                return f"{context}, 'additionalProperties' is required to be supplied and to be false."
+            missing = [key for key in node.get("properties", {}) if key not in node.get("required", [])]
+            if missing:
+                return (
+                    f"{context}, 'required' is required to be supplied and to be an array including "
+                    f"every key in properties. Missing '{missing[0]}'."
+                )
+        children: list[tuple[tuple[str, ...], Any]] = []
+        for key in ("properties", "$defs", "definitions"):
+            children += [((*where, key, name), sub) for name, sub in node.get(key, {}).items()]
+        for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+            children += [((*where, key, str(i)), sub) for i, sub in enumerate(node.get(key, []))]
+        if "items" in node:
+            children.append(((*where, "items"), node["items"]))
+        for path, child in children:
+            problem = walk(child, path)
+            if problem:
+                return problem
+        return None
+
+    return walk(schema, ())
+
+
 def instance(schema: Mapping[str, Any], seed: bytes, hints: Sequence[str] = ()) -> Any:
     """A value valid against ``schema``; ``hints`` are strings to use for free-text fields."""
     maker = _Maker(schema, random.Random(int.from_bytes(seed[:16], "big")), list(hints))

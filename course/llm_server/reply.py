@@ -88,6 +88,8 @@ class Conversation:
     """Structured output: the answer is an instance of this JSON Schema."""
     json_mode: bool = False
     """JSON mode without a schema: the answer is a JSON object."""
+    parallel: bool = True
+    """False: at most one tool call per answer (parallel_tool_calls, disable_parallel_tool_use)."""
     question: str | None = None
     """The last thing the user asked (not a tool result): what picks a tool and its
     arguments. None: the last text."""
@@ -157,7 +159,8 @@ def _calls(ctx: Context, conversation: Conversation, seed: bytes, prefix: str) -
     scripted = ctx.controls.tool_calls if ctx.controls else None
     ids = (f"{prefix}{short_id(digest('call', seed.hex(), index))}" for index in range(1_000))
     if scripted is not None:
-        return tuple(ToolCall(next(ids), call.name, call.arguments) for call in scripted)
+        chosen = scripted if conversation.parallel else scripted[:1]
+        return tuple(ToolCall(next(ids), call.name, call.arguments) for call in chosen)
     question = conversation.question
     if question is None:
         question = conversation.texts[-1] if conversation.texts else ""

@@ -56,6 +56,20 @@ class Ticket(BaseModel):
     note: str | None
 
 
+def strict(schema: Any) -> Any:
+    """The schema as strict mode wants it: every object closed and all its keys required
+    (what the SDKs' .parse() does to a Pydantic schema before sending it)."""
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    fixed = {key: strict(value) for key, value in schema.items()}
+    if "properties" in fixed:
+        fixed["additionalProperties"] = False
+        fixed["required"] = list(fixed["properties"])
+    return fixed
+
+
 def openai_tool(model: type[BaseModel], name: str) -> dict[str, Any]:
     return {
         "type": "function",
@@ -339,7 +353,7 @@ def test_count_tokens_matches_the_message_usage(client: httpx.Client) -> None:
 
 
 def test_json_schema_answer_is_an_instance_of_the_schema(client: httpx.Client) -> None:
-    schema = Ticket.model_json_schema()
+    schema = strict(Ticket.model_json_schema())
     assert "$defs" in schema  # nested models arrive as $ref, as Pydantic emits them
     form = {"type": "json_schema", "json_schema": {"name": "Ticket", "schema": schema, "strict": True}}
     body = chat(client, "File a ticket for the login bug", response_format=form)
@@ -483,7 +497,12 @@ def test_responses_cut_by_max_output_tokens_is_incomplete(client: httpx.Client) 
 
 
 def test_responses_structured_output(client: httpx.Client) -> None:
-    form = {"type": "json_schema", "name": "Ticket", "schema": Ticket.model_json_schema(), "strict": True}
+    form = {
+        "type": "json_schema",
+        "name": "Ticket",
+        "schema": strict(Ticket.model_json_schema()),
+        "strict": True,
+    }
     body = responses(client, input="File a ticket", text={"format": form}).json()
     Ticket.model_validate_json(body["output"][0]["content"][0]["text"])
 
@@ -503,3 +522,49 @@ def test_required_picks_the_tool_by_the_users_question_not_by_a_tool_result(clie
     body = {"model": "mock-gpt", "messages": messages, "tools": OPENAI_TOOLS, "tool_choice": "required"}
     answer = client.post("/v1/chat/completions", headers=OPENAI, json=body).json()
     assert answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "search_docs"
+
+
+@pytest.mark.parametrize(
+    ("where", "param"),
+    [("response_format", "response_format"), ("tool", "tools[0].function.parameters")],
+)
+def test_strict_mode_refuses_a_schema_it_cannot_enforce(client: httpx.Client, where: str, param: str) -> None:
+    schema = GetWeather.model_json_schema()  # unit and days have defaults: not required
+    extra: dict[str, Any]
+    if where == "response_format":
+        extra = {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "w", "schema": schema, "strict": True},
+            }
+        }
+    else:
+        function = {"name": "get_weather", "parameters": schema, "strict": True}
+        extra = {"tools": [{"type": "function", "function": function}]}
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Weather in Oslo?"}], **extra}
+    response = client.post("/v1/chat/completions", headers=OPENAI, json=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert "additionalProperties" in error["message"]
+    closed = {**schema, "additionalProperties": False}
+    extra_closed = json.loads(json.dumps(extra).replace(json.dumps(schema), json.dumps(closed)))
+    still = client.post("/v1/chat/completions", headers=OPENAI, json={**body, **extra_closed})
+    assert still.status_code == 400
+    assert "Missing 'unit'" in still.json()["error"]["message"]
+    fixed = json.loads(json.dumps(extra).replace(json.dumps(schema), json.dumps(strict(schema))))
+    assert client.post("/v1/chat/completions", headers=OPENAI, json={**body, **fixed}).status_code == 200
+
+
+def test_parallel_tool_calls_false_keeps_one_call(client: httpx.Client) -> None:
+    script = json.dumps([{"name": "get_weather", "arguments": {}}, {"name": "search_docs", "arguments": {}}])
+    one = chat(client, "hi", {"X-Mock-Tool-Calls": script}, tools=OPENAI_TOOLS, parallel_tool_calls=False)
+    assert len(one["choices"][0]["message"]["tool_calls"]) == 1
+    claude_one = claude(
+        client,
+        "hi",
+        {"X-Mock-Tool-Calls": script},
+        tools=ANTHROPIC_TOOLS,
+        tool_choice={"type": "auto", "disable_parallel_tool_use": True},
+    )
+    assert [block["type"] for block in claude_one["content"]] == ["tool_use"]

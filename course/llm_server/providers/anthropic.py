@@ -147,6 +147,10 @@ def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     }
 
 
+def _parallel(value: dict[str, Any] | None) -> bool:
+    return not (value or {}).get("disable_parallel_tool_use", False)
+
+
 def _choice(value: dict[str, Any] | None, tools: list[Tool]) -> ToolChoice:
     if value is None:
         return ToolChoice("auto" if tools else "none")
@@ -198,6 +202,7 @@ def conversation(request: MessagesRequest) -> Conversation:
     return Conversation(
         texts=[system, *texts] if system else texts,
         question=asked[-1] if asked else None,
+        parallel=_parallel(request.tool_choice),
         tools=tools,
         choice=choice,
         results=results,

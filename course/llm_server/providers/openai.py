@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 from course.llm_server.answers import count_tokens, digest, embedding, pieces, short_id
 from course.llm_server.config import ServerConfig
 from course.llm_server.faults import RateInfo, Rejection
+from course.llm_server.instances import strict_problem
 from course.llm_server.providers.base import (
     Body,
     Endpoint,
@@ -228,6 +229,13 @@ def _tool_name(item: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _check_strict(schema: dict[str, Any], what: str, param: str) -> None:
+    """Strict mode refuses a schema it cannot enforce, before any answer, as OpenAI does."""
+    problem = strict_problem(schema)
+    if problem is not None:
+        raise BadRequest(f"Invalid schema for {what}: {problem}", param)
+
+
 def conversation(request: ChatCompletionRequest) -> Conversation:
     tools = [
         Tool(tool.function.name, tool.function.description, tool.function.parameters)
@@ -243,12 +251,21 @@ def conversation(request: ChatCompletionRequest) -> Conversation:
             break
         name = names.get(message.tool_call_id or "", message.name or "tool")
         results.insert(0, ToolResult(name, message.text))
+    for index, tool in enumerate(request.tools or []):
+        if tool.function is not None and tool.function.strict:
+            _check_strict(
+                tool.function.parameters,
+                f"function '{tool.function.name}'",
+                f"tools[{index}].function.parameters",
+            )
     form = request.response_format
     schema = None
     if form is not None and form.type == "json_schema":
         if form.json_schema is None:
             raise BadRequest("Missing required parameter: 'response_format.json_schema'.", "response_format")
         schema = form.json_schema.schema_
+        if form.json_schema.strict:
+            _check_strict(schema, f"response_format '{form.json_schema.name}'", "response_format")
     asked = [message.text for message in request.messages if message.role == "user"]
     return Conversation(
         texts=[message.text for message in request.messages],
@@ -258,6 +275,7 @@ def conversation(request: ChatCompletionRequest) -> Conversation:
         results=results,
         schema=schema,
         json_mode=form is not None and form.type == "json_object",
+        parallel=request.parallel_tool_calls is not False,
     )
 
 
@@ -480,7 +498,12 @@ def responses_conversation(request: ResponsesRequest) -> Conversation:
         if item.type != "function_call_output":
             break
         results.insert(0, ToolResult(names.get(item.call_id, "tool"), item.text))
+    for index, tool in enumerate(request.tools or []):
+        if tool.type == "function" and tool.strict and tool.parameters is not None:
+            _check_strict(tool.parameters, f"function '{tool.name}'", f"tools[{index}].parameters")
     form = request.text.format if request.text else None
+    if form is not None and form.type == "json_schema" and form.strict:
+        _check_strict(form.schema_ or {}, f"text.format '{form.name}'", "text.format.schema")
     texts = [item.text for item in items if item.type in ("message", "function_call", "function_call_output")]
     asked = [item.text for item in items if item.type == "message" and item.role == "user"]
     return Conversation(
@@ -491,6 +514,7 @@ def responses_conversation(request: ResponsesRequest) -> Conversation:
         results=results,
         schema=form.schema_ if form is not None and form.type == "json_schema" else None,
         json_mode=form is not None and form.type == "json_object",
+        parallel=request.parallel_tool_calls is not False,
     )
 
 

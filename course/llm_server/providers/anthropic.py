@@ -409,8 +409,6 @@ class Anthropic(Provider):
             )
         first = exc.errors()[0]
         message = "Field required" if first["type"] == "missing" else first["msg"]
-        if first["type"] == "extra_forbidden":
-            message = "Extra inputs are not permitted"
         return self.error(400, f"{loc(first)}: {message}")
 
     def rejection(self, rejection: Rejection, model: str) -> Body:

@@ -713,8 +713,6 @@ class OpenAI(Provider):
             return self.error(
                 400, f"Missing required parameter: '{where}'.", param=where, code="missing_required_parameter"
             )
-        if first["type"] == "extra_forbidden":
-            return self.error(400, f"Unrecognized request argument supplied: {where}", param=where)
         return self.error(
             400, f"Invalid value for '{where}': {first['msg']}.", param=where, code="invalid_value"
         )

@@ -1,4 +1,5 @@
-"""Graded tests of chapter 5's exercise: a configuration system built on pydantic-settings.
+"""Graded tests of chapter 5's exercises: a configuration system built on pydantic-settings, and a
+typed tool registry with its calling loop.
 
 Every test runs in an empty current folder with every ``APP_*`` variable removed, and
 sets its own environment variables and ``.env`` files in temporary folders.
@@ -9,13 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Literal
 
+import httpx
 import pytest
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings
 
+from course.llm_server import LLMServer
 from course.pytest_plugin import exercise
 from course.testing import assert_same, same
 
@@ -412,3 +418,399 @@ def test_no_secret_in_logs_or_errors(
         assert_hidden(message, secret, "the ConfigError message")
         assert_hidden(repr(caught.value.args), secret, "the ConfigError's args")
         assert_hidden(caplog.text, secret, "the captured logs")
+
+
+# ---------------------------------------------------------------- tool_registry
+#
+# Each test draws its tools at random (names, fields, bounds, choices), so no fixed answer
+# can pass. Every contact with the notebook happens in a module-level ``probe_*`` function
+# that takes the notebook plus JSON-able arguments and returns only JSON-able data; the
+# test asserts on that data alone.
+
+VERBS = ["fetch", "lookup", "book", "cancel", "track", "price", "rank", "archive"]
+NOUNS = ["weather", "flight", "invoice", "parcel", "ticket", "hotel", "stock", "recipe"]
+CITIES = ["Paris", "Lima", "Oslo", "Nairobi", "Kyoto", "Quito", "Dakar", "Perth"]
+CHOICES = ["fast", "slow", "cheap", "green", "blue", "north", "south", "amber"]
+
+
+def random_spec(rng: random.Random, count: int = 3) -> list[dict[str, Any]]:
+    """Tools with distinct words in their names, so a question can single one out."""
+    tools = []
+    for verb, noun in zip(rng.sample(VERBS, count), rng.sample(NOUNS, count), strict=True):
+        low = rng.randint(1, 3)
+        tools.append(
+            {
+                "name": f"{verb}_{noun}",
+                "description": f"{verb.title()} a {noun}.",
+                "text": rng.choice(["city", "label", "query", "region"]),
+                "number": rng.choice(["count", "limit", "seats", "nights"]),
+                "low": low,
+                "high": low + rng.randint(2, 9),
+                "choice": rng.choice(["unit", "mode", "tier"]),
+                "choices": rng.sample(CHOICES, 3),
+                "nested": rng.random() < 0.5,
+            }
+        )
+    return tools
+
+
+def build_models(spec: list[dict[str, Any]]) -> dict[str, type[BaseModel]]:
+    """The argument model of each tool in ``spec`` (built the same way on both sides)."""
+    window = create_model("Window", days=(int, Field(ge=1, le=7)))
+    models: dict[str, type[BaseModel]] = {}
+    for tool in spec:
+        fields: dict[str, Any] = {
+            tool["text"]: (str, Field(min_length=1)),
+            tool["number"]: (int, Field(default=tool["low"], ge=tool["low"], le=tool["high"])),
+            tool["choice"]: (Literal[tuple(tool["choices"])], tool["choices"][0]),
+        }
+        if tool["nested"]:
+            fields["window"] = (window, ...)
+        models[tool["name"]] = create_model(f"{tool['name'].title().replace('_', '')}Args", **fields)
+    return models
+
+
+def handler_output(name: str, arguments: dict[str, Any]) -> str:
+    return f"{name}:{json.dumps(arguments, sort_keys=True)}"
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data: whatever the notebook returned, as json would carry it."""
+    return json.loads(json.dumps(value))
+
+
+def outcome(action: Callable[[], Any]) -> dict[str, Any]:
+    """What an action did, as data: its value, or the exception it raised."""
+    try:
+        return {"value": jsonable(action())}
+    except Exception as exc:
+        return {"raised": type(exc).__name__, "message": str.__str__(str(exc))}
+
+
+def make_registry(
+    notebook: Module, spec: list[dict[str, Any]], failing: str | None = None
+) -> tuple[Any, dict[str, type[BaseModel]]]:
+    """A notebook ToolRegistry holding the tools of ``spec``, and their argument models."""
+    registry = notebook.ToolRegistry()
+    models = build_models(spec)
+    for name, model in models.items():
+        description = next(tool["description"] for tool in spec if tool["name"] == name)
+
+        def handler(args: BaseModel, name: str = name) -> str:
+            if name == failing:
+                raise RuntimeError(f"boom-{name}")
+            return handler_output(name, args.model_dump(mode="json"))
+
+        registry.tool(model, name=name, description=description)(handler)
+    return registry, models
+
+
+def probe_definitions(notebook: Module, spec: list[dict[str, Any]], doc_name: str) -> dict[str, Any]:
+    registry, models = make_registry(notebook, spec)
+    model = models[spec[0]["name"]]
+
+    def documented(args: BaseModel) -> str:
+        """
+        Look something up.
+        """
+        return ""
+
+    documented.__name__ = doc_name
+    by_default = notebook.ToolRegistry()
+    return {
+        "openai": outcome(lambda: registry.definitions("openai")),
+        "anthropic": outcome(lambda: registry.definitions("anthropic")),
+        "other_style": outcome(lambda: registry.definitions("gemini")),
+        "duplicate": outcome(lambda: registry.tool(model, name=spec[0]["name"])(documented) and None),
+        "bad_name": outcome(lambda: registry.tool(model, name="has space")(documented) and None),
+        "defaults": outcome(
+            lambda: (by_default.tool(model)(documented), by_default.definitions("anthropic"))[1]
+        ),
+    }
+
+
+def probe_parse(notebook: Module, spec: list[dict[str, Any]], calls: list[list[Any]]) -> list[dict[str, Any]]:
+    registry, models = make_registry(notebook, spec)
+    results = []
+    for name, arguments in calls:
+        result = outcome(
+            lambda name=name, arguments=arguments: registry.parse(name, arguments).model_dump(mode="json")
+        )
+        if "value" in result:
+            result["exact_class"] = type(registry.parse(name, arguments)) is models[name]
+        results.append(result)
+    return results
+
+
+def probe_execute(
+    notebook: Module, spec: list[dict[str, Any]], failing: str, calls: list[list[Any]]
+) -> list[dict[str, Any]]:
+    registry, _ = make_registry(notebook, spec, failing)
+    return [
+        outcome(lambda name=name, arguments=arguments: registry.execute(name, arguments))
+        for name, arguments in calls
+    ]
+
+
+def probe_loop(
+    notebook: Module,
+    spec: list[dict[str, Any]],
+    question: str,
+    max_rounds: int,
+    tool_choice: str,
+    script: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    registry, _ = make_registry(notebook, spec)
+    extra = {"X-Mock-Tool-Calls": json.dumps(script)} if script is not None else {}
+    messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
+    with (
+        LLMServer() as server,
+        httpx.Client(
+            base_url=server.base_url,
+            timeout=10,
+            headers={"Authorization": f"Bearer {server.api_key}", **extra},
+        ) as client,
+    ):
+        result = outcome(
+            lambda: notebook.run_tools(
+                client,
+                registry,
+                messages,
+                model="gpt-4o-mini",
+                max_rounds=max_rounds,
+                tool_choice=tool_choice,
+            )
+        )
+        requests = [[record.path, record.status, record.model] for record in server.log]
+    return {"result": result, "messages": outcome(lambda: messages), "requests": requests}
+
+
+def valid_arguments(rng: random.Random, tool: dict[str, Any], full: bool) -> dict[str, Any]:
+    arguments: dict[str, Any] = {tool["text"]: rng.choice(CITIES)}
+    if full:
+        arguments[tool["number"]] = rng.randint(tool["low"], tool["high"])
+        arguments[tool["choice"]] = rng.choice(tool["choices"])
+    if tool["nested"]:
+        arguments["window"] = {"days": rng.randint(1, 7)}
+    return arguments
+
+
+@exercise(
+    "tool_registry",
+    points=1,
+    hint="definitions() wraps args.model_json_schema() in each provider's "
+    "envelope; the decorator reads __name__ and the stripped docstring, and refuses bad or taken names.",
+)
+def test_tool_definitions(notebook: Module) -> None:
+    seed = random.randrange(2**32)
+    spec = random_spec(random.Random(seed))
+    doc_name = f"{random.Random(seed).choice(VERBS)}_things"
+    got = probe_definitions(notebook, spec, doc_name)
+    schemas = {name: model.model_json_schema() for name, model in build_models(spec).items()}
+    openai = [
+        {
+            "type": "function",
+            "function": {
+                "name": t["name"],
+                "description": t["description"],
+                "parameters": schemas[t["name"]],
+            },
+        }
+        for t in spec
+    ]
+    anthropic = [
+        {"name": t["name"], "description": t["description"], "input_schema": schemas[t["name"]]} for t in spec
+    ]
+    assert same(got["openai"], {"value": openai}), (
+        f"definitions('openai') for the tools {[t['name'] for t in spec]} (seed {seed}): "
+        f"expected {openai!r}, got {got['openai']!r}"
+    )
+    assert same(got["anthropic"], {"value": anthropic}), (
+        f"definitions('anthropic') (seed {seed}): expected {anthropic!r}, got {got['anthropic']!r}"
+    )
+    for case in ("other_style", "duplicate", "bad_name"):
+        assert same(got[case].get("raised"), "ValueError"), (
+            f"{case.replace('_', ' ')}: expected a ValueError, got {got[case]!r}"
+        )
+    defaults = [
+        {"name": doc_name, "description": "Look something up.", "input_schema": schemas[spec[0]["name"]]}
+    ]
+    assert same(got["defaults"], {"value": defaults}), (
+        f"with no name or description, the tool should take the function's __name__ and its stripped "
+        f"docstring: expected {defaults!r}, got {got['defaults']!r}"
+    )
+
+
+@exercise(
+    "tool_registry",
+    points=1,
+    hint="parse() validates with the tool's own model and raises "
+    "ToolCallError naming the tool: unknown tools list the registered ones, bad fields give their path.",
+)
+def test_tool_parse(notebook: Module) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    spec = random_spec(rng)
+    models = build_models(spec)
+    full, partial = rng.sample(spec, 2)
+    full_args = valid_arguments(rng, full, full=True)
+    partial_args = valid_arguments(rng, partial, full=False)
+    wrong = dict(full_args, **{full["number"]: full["high"] + rng.randint(1, 50)})
+    calls = [
+        [full["name"], json.dumps(full_args)],
+        [partial["name"], partial_args],  # a dict, as Anthropic's input arrives
+        [full["name"], json.dumps(wrong)],
+        ["drop_database", "{}"],
+        [full["name"], '{"' + full["text"] + '": "Par'],
+        [full["name"], "[1, 2]"],
+    ]
+    got = probe_parse(notebook, spec, calls)
+    for index, (tool, arguments) in enumerate(((full, full_args), (partial, partial_args))):
+        expected = models[tool["name"]].model_validate(arguments).model_dump(mode="json")
+        assert same(got[index], {"value": expected, "exact_class": True}), (
+            f"parse({tool['name']!r}, {arguments!r}) (seed {seed}) should return an instance of the tool's "
+            f"own model with the defaults filled in, {expected!r}; got {got[index]!r}"
+        )
+    bad = got[2]
+    assert same(bad.get("raised"), "ToolCallError"), (
+        f"an out-of-range {full['number']} should raise ToolCallError: {bad!r}"
+    )
+    assert full["name"] in bad["message"] and full["number"] in bad["message"], (
+        f"the error should name the tool {full['name']!r} and the field {full['number']!r}: "
+        f"{bad['message']!r}"
+    )
+    unknown = got[3]
+    assert same(unknown.get("raised"), "ToolCallError"), (
+        f"an unknown tool should raise ToolCallError: {unknown!r}"
+    )
+    for name in ["drop_database", *models]:
+        assert name in unknown["message"], (
+            f"the error for an unknown tool should mention {name!r}: {unknown!r}"
+        )
+    for case, what in ((got[4], "cut-off JSON"), (got[5], "a JSON array")):
+        assert same(case.get("raised"), "ToolCallError"), (
+            f"{what} as arguments should raise ToolCallError: {case!r}"
+        )
+        assert full["name"] in case["message"] and "JSON" in case["message"], (
+            f"the error for {what} should name the tool and say JSON: {case['message']!r}"
+        )
+
+
+@exercise(
+    "tool_registry",
+    points=1,
+    hint="execute() never raises: it returns the tool's result, "
+    "'error: ' + the ToolCallError message, or 'error: <name> failed: <message>' when the tool raises.",
+)
+def test_tool_execute(notebook: Module) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    spec = random_spec(rng)
+    good, failing = rng.sample(spec, 2)
+    arguments = valid_arguments(rng, good, full=True)
+    nested = next((tool for tool in spec if tool["nested"]), None)
+    calls = [
+        [good["name"], json.dumps(arguments)],
+        [good["name"], json.dumps({good["choice"]: "purple"})],
+        ["drop_database", "{}"],
+        [failing["name"], valid_arguments(rng, failing, full=False)],
+    ]
+    if nested is not None:
+        calls.append([nested["name"], dict(valid_arguments(rng, nested, full=True), window={"days": 99})])
+    got = probe_execute(notebook, spec, failing["name"], calls)
+    expected = handler_output(
+        good["name"], build_models(spec)[good["name"]].model_validate(arguments).model_dump(mode="json")
+    )
+    assert same(got[0], {"value": expected}), (
+        f"execute() should return the tool's result {expected!r}; got {got[0]!r} (seed {seed})"
+    )
+    for index, needed in ((1, [good["name"], good["text"], good["choice"]]), (2, ["drop_database"])):
+        text = got[index].get("value")
+        assert isinstance(text, str) and text.startswith("error: "), (
+            f"a bad call should come back as a string starting with 'error: ', not raise: {got[index]!r}"
+        )
+        for part in needed:
+            assert part in text, f"the error {text!r} should mention {part!r}"
+    assert same(got[3], {"value": f"error: {failing['name']} failed: boom-{failing['name']}"}), (
+        f"a tool that raises RuntimeError('boom-{failing['name']}') should give "
+        f"'error: {failing['name']} failed: boom-{failing['name']}'; got {got[3]!r}"
+    )
+    if nested is not None:
+        text = got[4].get("value")
+        assert isinstance(text, str) and text.startswith("error: ") and "window.days" in text, (
+            f"an error in a nested field should give its path, window.days: {got[4]!r}"
+        )
+
+
+@exercise(
+    "tool_registry",
+    points=1,
+    hint="Append the assistant message, then one role 'tool' message per "
+    "call with its tool_call_id and execute()'s result; return the content of the first answer "
+    "without calls.",
+)
+def test_tool_loop_runs_the_call_and_sends_the_result_back(notebook: Module) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    spec = random_spec(rng)
+    target = rng.choice(spec)
+    verb, noun = target["name"].split("_")
+    question = f"Could you {verb} the {noun} near {rng.choice(CITIES)}?"
+    got = probe_loop(notebook, spec, question, 4, "auto", None)
+    messages = got["messages"].get("value")
+    assert isinstance(messages, list), f"the conversation could not be read back: {got['messages']!r}"
+    roles = [message.get("role") for message in messages]
+    assert same(roles, ["user", "assistant", "tool", "assistant"]), (
+        f"for {question!r} the model calls {target['name']} once, then answers: the conversation should "
+        f"end with roles user, assistant, tool, assistant; got {roles} (seed {seed})"
+    )
+    [call] = messages[1]["tool_calls"]
+    assert same(call["function"]["name"], target["name"]), f"the model called {call['function']['name']!r}"
+    arguments = build_models(spec)[target["name"]].model_validate_json(call["function"]["arguments"])
+    result = handler_output(target["name"], arguments.model_dump(mode="json"))
+    assert same(messages[2], {"role": "tool", "tool_call_id": call["id"], "content": result}), (
+        f"the tool message should be {{'role': 'tool', 'tool_call_id': {call['id']!r}, "
+        f"'content': {result!r}}}; "
+        f"got {messages[2]!r}"
+    )
+    final = messages[3]["content"]
+    assert f"{target['name']} returned {result[:200]}" in final, (
+        f"the server's final answer reports the tool result it received; it says {final!r}, so the result "
+        "or its tool_call_id did not reach the server as expected"
+    )
+    assert same(got["result"], {"value": final}), (
+        f"run_tools should return the final answer's text: {got['result']!r}"
+    )
+    assert same(got["requests"], [["/v1/chat/completions", 200, "gpt-4o-mini"]] * 2), (
+        "expected two chat requests with model 'gpt-4o-mini', both answered 200; "
+        f"the server saw {got['requests']}"
+    )
+
+
+@exercise(
+    "tool_registry",
+    points=1,
+    hint="Count requests: after max_rounds without a final answer raise "
+    "TooManyRounds; a failed call is sent back as an 'error: ...' result, never raised.",
+)
+def test_tool_loop_stops_after_max_rounds(notebook: Module) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    spec = random_spec(rng)
+    target = rng.choice(spec)
+    max_rounds = rng.randint(1, 3)
+    script = [{"name": target["name"], "arguments": {target["text"]: rng.randint(1, 99)}}]  # wrong type
+    got = probe_loop(notebook, spec, "Hello there", max_rounds, "required", script)
+    assert same(got["result"].get("raised"), "TooManyRounds"), (
+        f"the model calls a tool on every round: after max_rounds={max_rounds} run_tools should raise "
+        f"TooManyRounds; got {got['result']!r} (seed {seed})"
+    )
+    assert same(got["requests"], [["/v1/chat/completions", 200, "gpt-4o-mini"]] * max_rounds), (
+        f"expected exactly {max_rounds} requests (one per round); the server saw {got['requests']}"
+    )
+    messages = got["messages"].get("value")
+    assert isinstance(messages, list), f"the conversation could not be read back: {got['messages']!r}"
+    results = [message for message in messages if message.get("role") == "tool"]
+    assert len(results) == max_rounds and all(
+        isinstance(m.get("content"), str) and m["content"].startswith("error: ") for m in results
+    ), f"each invalid call should be answered with an 'error: ...' tool message; got {results!r}"

@@ -321,7 +321,7 @@ def test_llm_response_rejects_bad_data(notebook: Any) -> None:
     bad = [
         (good_fields(provider=word(7)), "provider"),
         (good_fields(model=""), "model"),
-        (good_fields(finish_reason=random.choice(["end_turn", "max_tokens", word(6)])),
+        (good_fields(finish_reason=random.choice(["end_turn", "max_tokens", word(7)])),
          "finish_reason"),
         (good_fields(input_tokens=-random.randint(1, 99)), "input_tokens"),
         (good_fields(output_tokens=word(4)), "output_tokens"),

@@ -211,6 +211,19 @@ def notebook(request: pytest.FixtureRequest) -> Any:
         pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture
+def submission_file(request: pytest.FixtureRequest) -> Path:
+    """The submitted notebook's file, for tools that read it without running it (mypy).
+
+    Only for judged tests, and only in a separate process with a time limit: the bytes
+    are the learner's.
+    """
+    slug = chapter_of(Path(str(request.path)))
+    if not is_judged(request.node):
+        pytest.fail("submission_file is for judged tests", pytrace=False)
+    return Path(_remote_notebook(request, slug).worker.launch.notebook)
+
+
 _workers_key = pytest.StashKey[dict[str, "judge.WorkerProcess"]]()
 _spent_key = pytest.StashKey[dict[str, float]]()
 

@@ -4,7 +4,8 @@ Judged (see CONTRIBUTING.md): each ``probe_*`` runs the learner's code in a work
 returns what it saw as plain data; each test asserts on that data. The raw responses
 (ids, models, texts, token counts, how many choices and blocks) are drawn at random per
 run, so converters that return the published example values earn nothing. mypy reads
-the notebook inside a probe too: the judge never opens the learner's file.
+the submitted file in a fresh process of the judge's (it never runs the code), not in
+the worker, where the learner's code could replace it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from __future__ import annotations
 import copy
 import random
 import string
+import subprocess
+import sys
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from course.probing import kind, probe, shown
 from course.pytest_plugin import exercise
@@ -475,18 +481,24 @@ def test_invalid_input_raises_validation_error(notebook: Any) -> None:
 # --- mypy_clean ------------------------------------------------------------------------
 
 @probe
-def probe_mypy(nb: Any, openai_data: dict[str, Any], anthropic_data: dict[str, Any]) -> Data:
-    # A notebook that does nothing type-checks trivially: the converters must work first,
-    # so mypy runs only when they do (it reads the file; it does not run it).
-    texts = [text_or_shown(nb.from_openai(openai_data).text),
-             text_or_shown(nb.from_anthropic(anthropic_data).text)]
-    expected = [openai_data["choices"][0]["message"]["content"],
-                "".join(block["text"] for block in anthropic_data["content"])]
-    if texts != expected:
-        return {"texts": texts, "errors": None}
-    from course.typecheck import typecheck_notebook
+def probe_texts(nb: Any, openai_data: dict[str, Any], anthropic_data: dict[str, Any]) -> Data:
+    return [text_or_shown(nb.from_openai(openai_data).text),
+            text_or_shown(nb.from_anthropic(anthropic_data).text)]
 
-    return {"texts": texts, "errors": typecheck_notebook(nb.__file__)}
+
+def mypy_errors(path: Path) -> list[str]:
+    """mypy --strict on the submitted file, in a fresh process that never ran its code."""
+    try:
+        done = subprocess.run([sys.executable, "-I", "-m", "course.typecheck", str(path)],
+                              capture_output=True, text=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("mypy did not finish within 120 s on this notebook", pytrace=False)
+    if done.returncode not in (0, 1):
+        pytest.fail(f"mypy could not check the notebook: {done.stderr.strip()[-500:]}",
+                    pytrace=False)
+    prefix = f"{path}: "
+    return [line.removeprefix(prefix) for line in done.stdout.splitlines()
+            if line.startswith(prefix) and not line.endswith("mypy --strict finds no errors")]
 
 
 @exercise(
@@ -494,16 +506,16 @@ def probe_mypy(nb: Any, openai_data: dict[str, Any], anthropic_data: dict[str, A
     hint="Run `python -m course.typecheck <your notebook>` and fix each error it lists; "
     "the cell and line are given.",
 )
-def test_notebook_passes_mypy_strict(notebook: Any) -> None:
+def test_notebook_passes_mypy_strict(notebook: Any, submission_file: Path) -> None:
+    # A notebook that does nothing type-checks trivially: the converters must work first.
     o, a = openai_raw(), anthropic_raw()
-    got = probe_mypy(notebook, o, a)
-    assert_same(got["texts"][0], o["choices"][0]["message"]["content"],
+    texts = probe_texts(notebook, o, a)
+    assert_same(texts[0], o["choices"][0]["message"]["content"],
                 "from_openai(...).text (the converters must work first)")
-    assert_same(got["texts"][1], "".join(block["text"] for block in a["content"]),
+    assert_same(texts[1], "".join(block["text"] for block in a["content"]),
                 "from_anthropic(...).text (the converters must work first)")
-    errors = got["errors"]
-    assert type(errors) is list and all(type(line) is str for line in errors), (
-        f"the type check did not report its findings: {errors!r}"
-    )
+    # mypy reads the submitted file here, in the judge's own process tree, never in the
+    # worker, where the learner's code could replace it.
+    errors = mypy_errors(submission_file)
     if errors:  # raised, not asserted: pytest would append the list's repr to the message
         raise AssertionError("mypy --strict reports:\n" + "\n".join(errors))

@@ -13,7 +13,9 @@ input, so there is nothing to draw at random.
 
 from __future__ import annotations
 
-import dataclasses
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -30,26 +32,40 @@ CHECKERS = {"DOCKERFILE": "check_dockerfile", "COMPOSE": "check_compose",
 
 
 @probe
-def probe_checks(nb: Any, name: str) -> Data:
-    """Every result of the checker for the notebook's string ``name``, as plain records."""
-    from course import devenv_checks
-
+def probe_text(nb: Any, name: str) -> Data:
+    """The notebook's string ``name``: only the text crosses, never a verdict."""
     value = getattr(nb, name, None)
-    # Exactly str: a subclass could answer every `in`, `==` or startswith() with yes (and
-    # make the YAML parser loop forever).
+    # Exactly str: a subclass could answer every `in`, `==` or startswith() with yes.
     if type(value) is not str:
         return {"problem": f"the notebook should define {name} as a plain string; found "
                            f"{shown(value)} ({kind(value)})"}
-    results = getattr(devenv_checks, CHECKERS[name])(value)
-    return {"problem": None, "results": [dataclasses.asdict(result) for result in results]}
+    return {"problem": None, "text": value}
+
+
+# Runs in a fresh interpreter that has never run the learner's code, so the learner cannot
+# patch the checker; it only parses the text (nothing in it is executed).
+CHECK_IN_CLEAN_PROCESS = (
+    "import dataclasses, json, sys\n"
+    "from course import devenv_checks\n"
+    "results = getattr(devenv_checks, sys.argv[1])(sys.stdin.read())\n"
+    "print(json.dumps([dataclasses.asdict(r) for r in results]))\n"
+)
+
+
+def checked(name: str, text: str) -> list[CheckResult]:
+    proc = subprocess.run([sys.executable, "-I", "-c", CHECK_IN_CLEAN_PROCESS, CHECKERS[name]],
+                          input=text, capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"the checker could not read {name}: {proc.stderr.strip()[-500:]}",
+                    pytrace=False)
+    return [CheckResult(**record) for record in json.loads(proc.stdout)]
 
 
 def _assert_group(notebook: Any, name: str, group: str) -> None:
-    got = probe_checks(notebook, name)
+    got = probe_text(notebook, name)
     if got["problem"] is not None:
         pytest.fail(got["problem"], pytrace=False)
-    mine = [CheckResult(r["check"], r["ok"], r["file"], r["line"], r["message"], r["fix"])
-            for r in got["results"] if r["check"] == group]
+    mine = [r for r in checked(name, got["text"]) if r.check == group]
     assert mine, f"the checker returned nothing for {group}"
     problems = [r for r in mine if r.ok is not True]
     if problems:

@@ -65,12 +65,13 @@ class Launch:
     env: dict[str, str]
     uid: int | None = None  # the sandbox's throwaway uid, whose processes are killed at the end
     startup_timeout: float = 30.0
+    notebook: str = ""  # the submission as the judge may read it (never import it)
 
     @classmethod
     def local(cls, notebook: Path, tests_root: Path) -> Launch:
         """A worker without a sandbox, for running the tests on the course's own notebooks."""
         return cls(worker_command(sys.executable, notebook, tests_root), str(tests_root),
-                   dict(os.environ))
+                   dict(os.environ), notebook=str(notebook))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)), encoding="utf-8")
@@ -79,7 +80,7 @@ class Launch:
     def read(cls, path: Path) -> Launch:
         raw = json.loads(path.read_text(encoding="utf-8"))
         return cls(list(raw["command"]), str(raw["cwd"]), dict(raw["env"]), raw.get("uid"),
-                   float(raw.get("startup_timeout", 30.0)))
+                   float(raw.get("startup_timeout", 30.0)), str(raw.get("notebook", "")))
 
 
 def worker_command(python: str, notebook: Path, tests_root: Path) -> list[str]:

@@ -535,7 +535,7 @@ def test_yields_as_chunks_arrive_and_closes_on_early_exit(
         # as events arrive can hand over the first chunks before that.
         endpoint = endpoints.make(style, f"stall:after={first_events}")
         got = streamed(notebook, endpoint, prompt, chunk_timeout_s=GUARD_S * 2, limit=2, guard=PROMPTLY_S)
-        expect_clean_end(got, f"{style}: expected two chunks")
+        expect_clean_end(got, f"{style}, reading two chunks before the stall")
         assert_same(got["items"], expected[:2], f"{style}: the first two chunks, before the server stalls")
         assert_all_closed(got, f"{style}: after the caller closed the generator early")
 
@@ -735,7 +735,7 @@ def test_objects_arrive_early_and_early_exit_closes(notebook: Any, endpoints: En
     endpoint = endpoints.make("openai", f"stall:after={first_words + 2}", reply=script)
     got = streamed(notebook, endpoint, "Records.", function="stream_objects", chunk_timeout_s=GUARD_S * 2,
                    limit=1, guard=PROMPTLY_S)
-    expect_clean_end(got, "expected the first object before the stall")
+    expect_clean_end(got, "reading the first object before the stall")
     assert_same(got["items"], records[:1], "the first object")
     endpoints.assert_each_sent_once("a stream of objects closed early")
     assert_all_closed(got, "as soon as the caller closed stream_objects early")

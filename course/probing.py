@@ -26,11 +26,8 @@ inside probes, where they run on the learner's side.
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import inspect
 import json
-import threading
 import types
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -43,14 +40,11 @@ def probe(function: F) -> F:
 
     @functools.wraps(function)
     def call(notebook: Any, *args: Any) -> Any:
-        data_args = _as_data(list(args))
         run_probe = getattr(notebook, "run_probe", None)
-        if run_probe is not None and not isinstance(notebook, types.ModuleType):
-            return run_probe(function, data_args)
-        # A test file not yet judged: run here, but keep the same data-only contract.
-        from course.grader.worker import to_data
-
-        return _as_data(to_data(_run_to_end(function, notebook, *data_args)))
+        if run_probe is None or isinstance(notebook, types.ModuleType):
+            raise TypeError(f"{function.__name__} is a probe: call it with a test's `notebook` "
+                            "fixture, which runs it in a worker")
+        return run_probe(function, _as_data(list(args)))
 
     return call  # type: ignore[return-value]
 
@@ -58,30 +52,6 @@ def probe(function: F) -> F:
 def _as_data(value: Any) -> Any:
     """A JSON round trip: what the test sees is exactly what would cross from a worker."""
     return json.loads(json.dumps(value))
-
-
-def _run_to_end(function: Callable[..., Any], *args: Any) -> Any:
-    result = function(*args)
-    if not inspect.isawaitable(result):
-        return result
-    box: dict[str, Any] = {}
-
-    def run() -> None:  # its own thread, so a test that already has a loop can call it
-        try:
-            box["value"] = asyncio.run(_awaited(result))
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
 
 
 def raised(function: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, str] | None:

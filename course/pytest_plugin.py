@@ -31,7 +31,7 @@ import pytest
 
 from course.grader import channel, guard, judge
 from course.notebook import NotebookError
-from course.targets import TARGET_ENV, find_notebook, load_exercise, resolve_target
+from course.targets import TARGET_ENV, find_notebook, resolve_target
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARKER = "exercise"
@@ -40,7 +40,6 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MAX_MESSAGE = 2000
 MAX_CELL_OUTPUT = 10 * 2**20
 DEV_EXERCISE_TIMEOUT = 300.0  # a guard against hangs; the grader passes its own, shorter
-JUDGED = "JUDGED"  # a test module that sets JUDGED = True reaches notebooks only by probes
 _exit_now = os._exit  # bound before student code can replace it
 
 
@@ -171,7 +170,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             tests.append({
                 "nodeid": item.nodeid, "chapter": chapter_of(item.path), "exercise": exercise_id,
                 "points": points, "hint": hint, "name": item.name,
-                "doc": _first_doc_line(item), "judged": is_judged(item),
+                "doc": _first_doc_line(item),
             })
         Path(manifest).write_text(json.dumps(tests, indent=1), encoding="utf-8")
     if _channel is not None:
@@ -190,37 +189,20 @@ def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) 
         _channel.emit({"t": "start", "id": nodeid})
 
 
-def is_judged(item: pytest.Item) -> bool:
-    return bool(getattr(getattr(item, "module", None), JUDGED, False))
-
-
 @pytest.fixture
-def notebook(request: pytest.FixtureRequest) -> Any:
-    """The exercise notebook of this test file's chapter, from the target.
-
-    In a judged test module, a handle whose only use is running probes in a worker
-    process (:mod:`course.probing`); in the others, the notebook freshly loaded here.
-    """
-    slug = chapter_of(Path(str(request.path)))
-    if is_judged(request.node):
-        return _remote_notebook(request, slug)
-    try:
-        target = resolve_target(request.config.getoption("--target"))
-        return load_exercise(slug, target)
-    except NotebookError as exc:
-        pytest.fail(str(exc), pytrace=False)
+def notebook(request: pytest.FixtureRequest) -> judge.RemoteNotebook:
+    """The exercise notebook of this test file's chapter: a handle whose only use is
+    running probes on it in a worker process (:mod:`course.probing`)."""
+    return _remote_notebook(request, chapter_of(Path(str(request.path))))
 
 
 @pytest.fixture
 def submission_file(request: pytest.FixtureRequest) -> Path:
     """The submitted notebook's file, for tools that read it without running it (mypy).
 
-    Only for judged tests, and only in a separate process with a time limit: the bytes
-    are the learner's.
+    Only in a separate process with a time limit: the bytes are the learner's.
     """
     slug = chapter_of(Path(str(request.path)))
-    if not is_judged(request.node):
-        pytest.fail("submission_file is for judged tests", pytrace=False)
     return Path(_remote_notebook(request, slug).worker.launch.notebook)
 
 

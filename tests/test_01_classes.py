@@ -19,7 +19,6 @@ from course.probing import probe, raised, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same, same
 
-JUDGED = True
 Data = Any
 
 

@@ -27,7 +27,6 @@ from course.probing import kind, probe, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same, same
 
-JUDGED = True
 Data = Any
 
 

@@ -47,7 +47,6 @@ from course.probing import probe, raised, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same, same
 
-JUDGED = True
 Data = Any
 T = TypeVar("T")
 GUARD_S = 15.0  # no test comes near this; it only stops a broken submission hanging

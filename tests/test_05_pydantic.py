@@ -33,7 +33,6 @@ from course.probing import kind, probe, raised, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same, same
 
-JUDGED = True
 Data = Any
 Files = dict[str, dict[str, str]]  # "folder/.env" -> {"APP_X": "value"}; "cwd" is the current folder
 

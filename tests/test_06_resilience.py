@@ -27,7 +27,6 @@ from course.probing import kind, probe, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same, same
 
-JUDGED = True
 Data = Any
 Spec = dict[str, str]  # {"name", "key", "scenario", "style"}: a provider as the test describes it
 GUARD_S = 10.0  # no test should come near this; it only stops a broken submission hanging

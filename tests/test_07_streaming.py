@@ -44,7 +44,6 @@ from course.probing import probe, raised, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same
 
-JUDGED = True
 Data = Any
 GUARD_S = 5.0  # no test should come near this; it only stops a broken submission hanging
 GAP_S = 0.3  # the chunk timeout of the fault tests

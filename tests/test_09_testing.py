@@ -52,8 +52,6 @@ from course.notebook import DEMO_TAG, cell_definitions, read_cells
 from course.probing import probe
 from course.pytest_plugin import exercise
 
-JUDGED = True
-
 MUTANT_DIR = Path(__file__).resolve().parent / "mutants" / "09_testing"
 REAL_FILE = Path(course.examples.prompt_kit.__file__).resolve()
 GOOD_VERSIONS = ("correct", "equivalent")

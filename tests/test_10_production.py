@@ -24,7 +24,6 @@ from course.devenv_checks import CheckResult
 from course.probing import kind, probe, shown
 from course.pytest_plugin import exercise
 
-JUDGED = True
 Data = Any
 
 CHECKERS = {"DOCKERFILE": "check_dockerfile", "COMPOSE": "check_compose",

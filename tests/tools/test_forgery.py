@@ -3,10 +3,10 @@
 Before the judge/worker split, about ten lines added to an untouched stub earned full
 marks in every chapter: call the course plugin's own signed result channel with
 "passed", replace ``runtest`` on every collected pytest item, or register a pytest plugin
-that rewrites every report. In a judged chapter none of those exist in the process the
+that rewrites every report. With the judge/worker split none of those exist in the process the
 submission's code runs in. This test adds all of them, and more (the caller's frames,
 the garbage collector, forged replies on the reply channel, signal handlers, threads
-left running, ctypes), to the untouched stub of every judged chapter, runs the chapter's
+left running, ctypes), to the untouched stub of every chapter, runs the chapter's
 tests on it, and requires every graded test to fail.
 """
 
@@ -102,16 +102,8 @@ _FORGED = _forge()
 '''
 
 
-def judged_chapters() -> list[str]:
-    course = Course.at()
-    return sorted(
-        slug for slug, files in course.chapters.items()
-        if (ROOT / "exercises" / f"{slug}.py").is_file()
-        and all("\nJUDGED = True\n" in path.read_text(encoding="utf-8") for path in files)
-    )
-
-
-CHAPTERS = judged_chapters()
+CHAPTERS = sorted(slug for slug in Course.at().chapters
+                  if (ROOT / "exercises" / f"{slug}.py").is_file())
 
 
 def _attack(slug: str, folder: Path) -> dict[str, Any]:
@@ -143,8 +135,8 @@ def attacked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
         return {slug: future.result() for slug, future in futures.items()}
 
 
-def test_chapter_one_is_judged() -> None:
-    assert "01_classes" in CHAPTERS
+def test_every_chapter_is_attacked() -> None:
+    assert len(CHAPTERS) >= 11, CHAPTERS
 
 
 @pytest.mark.parametrize("slug", CHAPTERS)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from course import ROOT
 from course.grader.layout import Course
+from course.stubs import RECORD_NAME, Original, describe, pristine_text, render
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image.
@@ -82,6 +83,7 @@ def write_gradescope_bundle(root: Path, output: Path, chapters: tuple[str, ...] 
     wanted = list(chapters) or sorted(course.chapters)
     flags = "".join(f" --chapter {c}" for c in chapters)
     output.parent.mkdir(parents=True, exist_ok=True)
+    originals: dict[str, Original] = {}
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
         _add_text(archive, "setup.sh", SETUP_SH, executable=True)
         _add_text(archive, "run_autograder", RUN_AUTOGRADER.format(chapters=flags), executable=True)
@@ -99,8 +101,12 @@ def write_gradescope_bundle(root: Path, output: Path, chapters: tuple[str, ...] 
         for slug in wanted:
             for path in course.chapters[slug]:
                 archive.write(path, f"tests/{path.relative_to(course.tests).as_posix()}")
-            reference = course.reference_notebook(slug)
-            if reference is not None:
-                archive.write(reference, f"exercises/{reference.name}")
+            # The untouched notebook as generated, never a maintainer's edited copy.
+            text = pristine_text(root, slug)
+            if text is not None:
+                _add_text(archive, f"exercises/{slug}.py", text)
+                originals[f"{slug}.py"] = describe(f"{slug}.py", text)
+        # The fingerprints the grader tells an untouched submission by (course/stubs.py).
+        _add_text(archive, f"exercises/{RECORD_NAME}", render(originals))
     os.chmod(output, 0o644)
     return output

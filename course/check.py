@@ -26,10 +26,12 @@ def _find_notebook(slug: str, folder: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None = None) -> None:
+def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None = None,
+          verbose: bool = False) -> None:
     """Grade ``exercise_id`` in the saved notebook here and print what to fix.
 
-    ``course`` is for the grader's own tests, which point it at a fixture course.
+    ``verbose=True`` prints each failing test in full. ``course`` is for the grader's own
+    tests, which point it at a fixture course.
     """
     if os.environ.get(SANDBOX_ENV):
         print(f"check({exercise_id!r}): skipped while the grader runs this notebook")
@@ -51,14 +53,20 @@ def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None =
         return
     options = engine.Options(exercises=(exercise_id,), run_notebook=False)
     report = engine.grade(notebook, course, options)
+    report.attach_hints({t.nodeid: t.hint for t in tests.tests})
     saved = time.time() - notebook.stat().st_mtime
     print(f"Checked {notebook.name} as last saved ({_ago(saved)}); save first to check new work.")
     for problem in report.problems + [p for c in report.chapters for p in c.problems]:
         print(f"! {problem}")
     for ex in report.exercises():
-        print(exercise_feedback(ex))
+        print(exercise_feedback(ex, verbose))
         if ex.status == "passed":
             print("Well done: this exercise earns full marks.")
+        elif ex.status == "not started":
+            print("Next: replace its `raise NotImplementedError`, save, and run this cell again.")
+        else:
+            print("Next: fix the first failure above, save, and run this cell again"
+                  + ("." if verbose else f"; check({exercise_id!r}, verbose=True) shows more."))
 
 
 def _ago(seconds: float) -> str:

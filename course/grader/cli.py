@@ -68,6 +68,8 @@ def register(sub: Any) -> None:
                    help="a chapter this assignment expects (missing ones score 0)")
     p.add_argument("--no-notebook-run", action="store_true",
                    help="skip the runs-top-to-bottom criterion")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="the table shows every failing test in full")
     _limits_args(p)
     p.set_defaults(handler=grade_command)
 
@@ -86,6 +88,8 @@ def register(sub: Any) -> None:
     p.add_argument("--exercise", action="append", default=[], help="only this exercise id")
     p.add_argument("--target", type=Path, default=None,
                    help="the folder or notebook to check (default: exercises/)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="every failing test in full: pytest's whole message, what it checks")
     _limits_args(p)
     p.set_defaults(handler=check_command)
 
@@ -109,7 +113,7 @@ def _grade_or_fail(submission: Path, course: Any, options: Any) -> Any:
     from course.grader.manifest import ManifestError
 
     try:
-        return grade(submission, course, options)
+        return with_hints(grade(submission, course, options), course)
     except SubmissionError as exc:
         print(f"cannot grade {submission}: {exc}", file=sys.stderr)
         return BAD_INPUT
@@ -117,6 +121,14 @@ def _grade_or_fail(submission: Path, course: Any, options: Any) -> Any:
         print(f"grading failed (a problem with the grader, not the submission): {exc}",
               file=sys.stderr)
         return GRADER_FAILED
+
+
+def with_hints(report: Any, course: Any) -> Any:
+    """The report, each failed test carrying its own hint from the course's manifest."""
+    from course.grader import manifest
+
+    tests = manifest.load(course)
+    return report.attach_hints({t.nodeid: t.hint for t in tests.tests})
 
 
 def grade_command(args: argparse.Namespace) -> int:
@@ -127,7 +139,7 @@ def grade_command(args: argparse.Namespace) -> int:
     report = _grade_or_fail(args.submission, course_from(args), options)
     if isinstance(report, int):
         return report
-    text = render(report, args.format)
+    text = render(report, args.format, verbose=args.verbose)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text, encoding="utf-8")
@@ -171,7 +183,7 @@ def check_command(args: argparse.Namespace) -> int:
     report = _grade_or_fail(target, course, options)
     if isinstance(report, int):
         return report
-    sys.stdout.write(table(report))
+    sys.stdout.write(table(report, verbose=args.verbose))
     return OK
 
 

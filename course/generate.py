@@ -115,6 +115,11 @@ def _insert_note(text: str) -> str:
 
 def expected_exercises(root: Path = ROOT) -> dict[Path, str]:
     """Every exercise file that ``solutions/`` implies, with its expected text."""
+    if not (root / "solutions").is_dir():
+        raise GenerateError(
+            f"{root} has no solutions/ (a student edition?): there is nothing to generate "
+            "from, and exercises/ is the learner's to edit"
+        )
     expected = {}
     for solution in sorted((root / "solutions").glob("*.py")):
         name = str(solution.relative_to(root))

@@ -30,6 +30,9 @@ def _limits_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--processes", type=int, default=64, help="processes per run")
     group.add_argument("--allow-network", action="store_true",
                        help="do not isolate the network (the default allows loopback only)")
+    group.add_argument("--hidden", type=Path, default=None, metavar="DIR",
+                       help="grader-only tests to add to the course's public ones "
+                            "(see `course release --grader-out`)")
     group.add_argument("--course-root", type=Path, default=None, help=argparse.SUPPRESS)
     group.add_argument("--tests-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
@@ -52,7 +55,39 @@ def options_from(args: argparse.Namespace, **extra: Any) -> Any:
 def course_from(args: argparse.Namespace) -> Any:
     from course.grader.layout import Course
 
-    return Course.at(args.course_root, args.tests_dir)
+    course = Course.at(args.course_root, args.tests_dir)
+    hidden: Path | None = getattr(args, "hidden", None)
+    if hidden is None:
+        return course
+    return Course.at(course.root, with_hidden_tests(course.tests, hidden))
+
+
+def with_hidden_tests(public: Path, hidden: Path) -> Path:
+    """A tests folder holding the public tests and, over them, the grader-only ones.
+
+    ``hidden`` is laid out like ``tests/`` (``test_<slug>.py``, support folders such as
+    ``mutants/``); a file there replaces the public file of the same name. The folder
+    lives under the course's ``_build/`` so the manifest cache finds it again.
+    """
+    import hashlib
+    import shutil
+
+    if not hidden.is_dir():
+        raise SystemExit(f"--hidden {hidden}: no such folder")
+    digest = hashlib.sha256()
+    for folder in (public, hidden):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    merged = public.parent / "_build" / "grader-tests" / digest.hexdigest()[:16]
+    if not merged.is_dir():
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "tools")
+        staging = merged.with_name(merged.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(public, staging, ignore=ignore)
+        shutil.copytree(hidden, staging, ignore=ignore, dirs_exist_ok=True)
+        staging.rename(merged)
+    return merged
 
 
 def register(sub: Any) -> None:

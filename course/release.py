@@ -86,7 +86,8 @@ container (`.devcontainer/`, also what GitHub Codespaces uses).
 | command | what it does |
 |---|---|
 | `make lab` | open the course in JupyterLab |
-| `make check` | the grader's verdict on every exercise, with what to fix (`make check CHAPTER=01_classes` for one chapter) |
+| `make check` | the grader's verdict on every exercise, with what to fix |
+| `make check CHAPTER=01_classes` | the same, for one chapter |
 | `make progress` | every exercise with its status |
 | `make book` | build the book into `_build/html` |
 
@@ -175,9 +176,8 @@ def _split_tests(tests: Path) -> tuple[list[Path], list[Path]]:
     for entry in sorted(tests.iterdir()):
         if entry.name in ("tools", "__pycache__") or entry.name.startswith("."):
             continue
-        if entry.is_dir() and entry.name in GRADER_ONLY_DIRS:
-            hidden.append(entry)
-        elif entry.is_file() and entry.suffix == ".py" and _needs_grader_only(entry):
+        grader_dir = entry.is_dir() and entry.name in GRADER_ONLY_DIRS
+        if grader_dir or (entry.is_file() and entry.suffix == ".py" and _needs_grader_only(entry)):
             hidden.append(entry)
         else:
             public.append(entry)
@@ -209,9 +209,9 @@ def write_release(out: Path, root: Path = ROOT, *, hidden: Path | None = None,
         raise ReleaseError(f"{out} is not empty; give a new folder (nothing was written)")
     if not (root / "solutions").is_dir():
         raise ReleaseError(f"{root} has no solutions/: a release is made from the course's source")
-    if root.resolve() in out.parents or out == root.resolve():
-        if out.parent != root.resolve() / "_build":
-            raise ReleaseError("write the release outside the course (or under _build/)")
+    inside = root.resolve() in out.parents or out == root.resolve()
+    if inside and out.parent != root.resolve() / "_build":
+        raise ReleaseError("write the release outside the course (or under _build/)")
     release = Release(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in TOP_FILES:

@@ -138,6 +138,8 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path("gradescope-autograder.zip"))
     p.add_argument("--chapter", action="append", default=[],
                    help="the chapter(s) this assignment grades (default: all)")
+    p.add_argument("--hidden", type=Path, default=None, metavar="DIR",
+                   help="grader-only tests to bundle with the public ones")
     p.add_argument("--course-root", type=Path, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=bundle_command)
 
@@ -240,6 +242,7 @@ def bundle_command(args: argparse.Namespace) -> int:
     from course.grader.bundle import write_gradescope_bundle
 
     root = (args.course_root or ROOT).resolve()
-    path = write_gradescope_bundle(root, args.output, tuple(args.chapter))
+    tests = with_hidden_tests(root / "tests", args.hidden) if args.hidden else None
+    path = write_gradescope_bundle(root, args.output, tuple(args.chapter), tests)
     print(f"wrote {path}: upload it as the assignment's autograder (zip) on Gradescope")
     return OK

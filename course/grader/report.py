@@ -156,7 +156,6 @@ def gradescope(report: Report) -> dict[str, Any]:
     summary += [p for c in report.chapters for p in c.problems]
     return {
         "score": report.earned,
-        "max_score": report.points,
         "execution_time": round(report.seconds, 1),
         "output": "\n".join(summary),
         "visibility": "visible",

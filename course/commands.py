@@ -66,10 +66,10 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-from course import appendix, dev, linkcheck, llm_server, release  # noqa: E402  (kept beside the list it feeds)
+from course import appendix, dev, lab, linkcheck, llm_server, release  # noqa: E402  (kept beside the list it feeds)
 from course.grader import cli as grader_cli  # noqa: E402
 
 REGISTRY: list[Callable[[Subparsers], None]] = [
     register_generate, appendix.register, dev.register, linkcheck.register, llm_server.register,
-    grader_cli.register, release.register,
+    grader_cli.register, release.register, lab.register,
 ]

@@ -113,14 +113,14 @@ def test_optional_keys_and_nullable_values(notebook: types.ModuleType) -> None:
     )
     message = hints_of(notebook, "OpenAIMessage")
     assert is_optional_str(message["content"]), (
-        f"OpenAIMessage.content should be str | None, got {message['content']}"
+        f"OpenAIMessage.content should be str | None, got {message['content']!r}"
     )
     block = notebook.AnthropicResponse
     assert any(same(key, "stop_sequence") for key in block.__required_keys__), (
         "AnthropicResponse.stop_sequence is always present (it may be null): it must be required"
     )
     stop = hints_of(notebook, "AnthropicResponse")["stop_sequence"]
-    assert is_optional_str(stop), f"AnthropicResponse.stop_sequence should be str | None, got {stop}"
+    assert is_optional_str(stop), f"AnthropicResponse.stop_sequence should be str | None, got {stop!r}"
 
 
 @exercise(
@@ -338,5 +338,7 @@ def test_notebook_passes_mypy_strict(notebook: types.ModuleType) -> None:
         "from_anthropic does not work yet"
     )
     path = Path(str(notebook.__file__))
-    errors = typecheck_notebook(path)
+    # Typed all the way: an expression of type Any in a converter (a TypeAdapter[Any], a
+    # cast) would leave mypy nothing to check there, so it does not count as clean.
+    errors = typecheck_notebook(path, no_any_in=("from_openai", "from_anthropic"))
     assert not errors, "mypy --strict reports:\n" + "\n".join(errors)

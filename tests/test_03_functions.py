@@ -303,6 +303,76 @@ def test_retry_only_retryable_errors(notebook: types.ModuleType) -> None:
         pytest.fail("retry(0) should raise ValueError when it is called")
 
 
+def _plain_number(value: object) -> float | str:
+    """A number the judge can compare (a float), or the repr of whatever came instead."""
+    return float(value) if type(value) in (int, float) else repr(value)
+
+
+def probe_retry_backoff(nb: types.ModuleType, delay: float, attempts: int, failures: int,
+                        use_async: bool) -> dict[str, Any]:
+    """Run ``retry(attempts, delay=delay)`` over a call that fails ``failures`` times, with
+    ``time.sleep`` and ``asyncio.sleep`` recording the waits instead of waiting."""
+    import time as time_module
+
+    slept: list[float | str] = []
+
+    def fake_sleep(seconds: object) -> None:
+        slept.append(_plain_number(seconds))
+
+    async def fake_async_sleep(seconds: object, result: object = None) -> object:
+        slept.append(_plain_number(seconds))
+        return result
+
+    errors = [nb.ServerError(f"503 #{i}") for i in range(failures)]
+
+    def call() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    async def acall() -> str:
+        return call()
+
+    saved = time_module.sleep, asyncio.sleep, nb.__dict__.get("sleep")
+    time_module.sleep, asyncio.sleep = fake_sleep, fake_async_sleep  # type: ignore[assignment]
+    if saved[2] in (saved[0], saved[1]):  # `from time import sleep` in the notebook
+        nb.sleep = fake_async_sleep if saved[2] is saved[1] else fake_sleep
+    try:
+        wrapped = nb.retry(attempts, delay=delay)(acall if use_async else call)
+        try:
+            result = asyncio.run(wrapped()) if use_async else wrapped()
+            outcome = str.__str__(result) if isinstance(result, str) else repr(result)
+        except nb.ServerError:
+            outcome = "ServerError"
+    finally:
+        time_module.sleep, asyncio.sleep = saved[0], saved[1]  # type: ignore[assignment]
+        if saved[2] is not None:
+            nb.sleep = saved[2]
+    return {"outcome": outcome, "slept": slept}
+
+
+@exercise(
+    "retry_decorator", points=1,
+    hint="Before the n-th retry wait delay * 2 ** (n - 1) seconds (0.25, 0.5, 1.0 for delay=0.25), "
+    "in the sync wrapper with time.sleep and in the async one with await asyncio.sleep; no wait "
+    "before the first call or after the last.",
+)
+def test_retry_backs_off_exponentially(notebook: types.ModuleType) -> None:
+    for use_async in (False, True):
+        kind = "async" if use_async else "sync"
+        got = probe_retry_backoff(notebook, 0.25, 4, 3, use_async)
+        assert got["outcome"] == "ok", f"{kind}: three failures then success, got {got['outcome']!r}"
+        assert got["slept"] == [0.25, 0.5, 1.0], (
+            f"{kind}, delay=0.25, three failures then success: the waits before retries 1-3 should "
+            f"be [0.25, 0.5, 1.0] s; the wrapper waited {got['slept']}"
+        )
+        got = probe_retry_backoff(notebook, 0.1, 3, 3, use_async)
+        assert got["outcome"] == "ServerError" and got["slept"] == [0.1, 0.2], (
+            f"{kind}, @retry(3, delay=0.1) on a call that always fails: waits [0.1, 0.2] s, then the "
+            f"last error; got {got}"
+        )
+
+
 @exercise(
     "retry_decorator", points=1,
     hint="Use functools.wraps in both the sync and the async wrapper.",

@@ -198,6 +198,44 @@ def test_cross_field_rules(notebook: Module, monkeypatch: MonkeyPatch) -> None:
         notebook.ModelParams(temprature=0.5)  # a typo in a nested section is an error, not ignored
 
 
+def probe_validated_values_survive(nb: Module) -> dict[str, object]:
+    """What the validators leave behind: a valid max_delay_s, and the settings object
+    that model_validate returns (and any warning pydantic gives about a validator)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        policy = nb.RetryPolicy(base_delay_s=1.0, max_delay_s=20.0)
+        validated = nb.AppSettings.model_validate({"profile": "staging"})
+    value = policy.max_delay_s
+    return {
+        "max_delay_s": value if type(value) in (int, float) else repr(value),
+        "validated": type(validated).__name__ if validated is not None else None,
+        "is_settings": isinstance(validated, nb.AppSettings),
+        "profile": str.__str__(validated.profile) if isinstance(validated, nb.AppSettings) else None,
+        "warnings": [str(w.message) for w in caught],
+    }
+
+
+@exercise("settings_sources", points=1, hint="A field_validator returns the value it accepts (return "
+          "value), and a model_validator(mode='after') returns self: whatever a validator returns is "
+          "what the model keeps.")
+def test_validators_return_what_they_accept(notebook: Module) -> None:
+    got = probe_validated_values_survive(notebook)
+    assert got["max_delay_s"] == 20.0, (
+        f"RetryPolicy(base_delay_s=1.0, max_delay_s=20.0).max_delay_s should be 20.0, got "
+        f"{got['max_delay_s']!r}: does the field_validator return the value?"
+    )
+    assert got["is_settings"] is True and got["profile"] == "staging", (
+        "AppSettings.model_validate({'profile': 'staging'}) should return the settings, got "
+        f"{got['validated']!r}: does the model_validator return self?"
+    )
+    warned = got["warnings"]
+    complaints = [w for w in warned if "returning a value other than `self`" in w] if isinstance(
+        warned, list) else []
+    assert not complaints, f"pydantic warns about a model validator: {complaints[0]}"
+
+
 # ---------------------------------------------------------------- settings_profiles
 
 

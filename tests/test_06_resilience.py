@@ -148,6 +148,59 @@ async def test_opens_after_threshold_failures(notebook: Module, providers: Provi
     )
 
 
+def _plain(value: object) -> object:
+    """A value the judge can compare: a plain str, int, float, bool or None, else its repr."""
+    if value is None or type(value) in (bool, int, float):
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    return repr(value)
+
+
+def _state_name(nb: Module, breaker: Any) -> object:
+    state = breaker.state
+    return next((str.__str__(m.value) for m in nb.BreakerState if state is m), repr(state))
+
+
+def _provider(nb: Module, http: httpx.AsyncClient, base_url: str, name: str, scenario: str,
+              style: str = "openai") -> Any:
+    return nb.Provider(name, http, base_url, style=style,
+                       model="mock-gpt" if style == "openai" else "mock-claude",
+                       headers={"X-Mock-Key": f"{name}-{uuid.uuid4().hex[:8]}",
+                                "X-Mock-Scenario": scenario})
+
+
+def probe_breaker_failure_count(nb: Module, base_url: str) -> list[list[object]]:
+    """[outcome, state, failures] after each call: three 503s, a cool-down, a success, a 503."""
+    async def run() -> list[list[object]]:
+        clock = FakeClock()
+        seen: list[list[object]] = []
+        async with httpx.AsyncClient() as http:
+            provider = _provider(nb, http, base_url, "p", "error:503")
+            breaker = breaker_for(nb, clock)
+            for scenario, wait in (("error:503", 0.0),) * 3 + (("ok", COOLDOWN), ("error:503", 0.0)):
+                clock.now += wait
+                provider.headers["X-Mock-Scenario"] = scenario
+                async with asyncio.timeout(GUARD_S):
+                    result = await outcome(breaker, ask(provider))
+                seen.append([result, _state_name(nb, breaker), _plain(breaker.failures)])
+        return seen
+
+    return asyncio.run(run())
+
+
+@exercise("circuit_breaker", points=1, hint="failures counts the current closed period: it goes back to "
+          "0 when the breaker opens and when a call succeeds, and counts up again from there.")
+def test_failure_count_restarts_when_the_breaker_opens(notebook: Module, server: LLMServer) -> None:
+    got = probe_breaker_failure_count(notebook, server.base_url)
+    want = [["RetryableError", "closed", 1], ["RetryableError", "closed", 2],
+            ["RetryableError", "open", 0], ["ok", "closed", 0], ["RetryableError", "closed", 1]]
+    assert got == want, (
+        "threshold 3: three 503s, the cool-down, a success, one more 503; [outcome, state, failures] "
+        f"after each call should be {want}, got {got}"
+    )
+
+
 @exercise("circuit_breaker", points=1, hint="While open (clock() - opened_at < cooldown_s), raise "
           "CircuitOpenError before calling the operation.")
 async def test_rejects_fast_while_open(notebook: Module, providers: Providers) -> None:
@@ -428,6 +481,48 @@ async def test_failure_starts_the_next_at_once(notebook: Module, providers: Prov
     )
     assert same([p.cancelled for p in chain[:2]], [1, 1]), "both slow attempts should be cancelled"
     assert_all_settled(chain)
+
+
+def probe_hedged_answer_is_cached(nb: Module, base_url: str) -> dict[str, object]:
+    """A hedged call that the second provider wins, then the same prompt with both down."""
+    async def run() -> dict[str, object]:
+        async with httpx.AsyncClient() as http:
+            slow = _provider(nb, http, base_url, "slow", "latency:3s")
+            fast = _provider(nb, http, base_url, "fast", "ok", style="anthropic")
+            client = hedging(nb, [slow, fast], hedge_after_s=0.05)
+            async with asyncio.timeout(GUARD_S):
+                first = await client.complete("Hello")
+            cache = client.cache
+            cached = dict.get(cache, "Hello") if isinstance(cache, dict) else repr(cache)
+            for provider in (slow, fast):
+                provider.headers["X-Mock-Scenario"] = "error:503"
+            async with asyncio.timeout(GUARD_S):
+                again = await client.complete("Hello")
+        return {
+            "first": [_plain(first.text), _plain(first.source)],
+            "cached": _plain(cached),
+            "again": [_plain(again.text), _plain(again.source), _plain(again.degraded)],
+        }
+
+    return asyncio.run(run())
+
+
+@exercise("hedged_requests", points=1, hint="The winning answer goes into self.cache[prompt] before you "
+          "return it, as in fallback_chain: it is what degrade() falls back on later.")
+def test_hedged_success_is_cached(notebook: Module, server: LLMServer) -> None:
+    got = probe_hedged_answer_is_cached(notebook, server.base_url)
+    text, source = got["first"]  # type: ignore[misc]
+    assert source == "fast" and isinstance(text, str) and text, (
+        f"the fast provider should win the hedged call, got {got['first']}"
+    )
+    assert got["cached"] == text, (
+        f"after a hedged success, client.cache['Hello'] should hold its text {text!r}; "
+        f"it holds {got['cached']!r}"
+    )
+    assert got["again"] == [text, "cache", True], (
+        f"with both providers down, the same prompt should get the cached answer "
+        f"[text, 'cache', degraded=True], got {got['again']}"
+    )
 
 
 @exercise("hedged_requests", points=1, hint="When every attempt failed, use self.degrade(prompt, errors); "

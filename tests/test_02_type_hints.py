@@ -173,6 +173,8 @@ def test_llm_response_accepts_good_data(notebook: types.ModuleType) -> None:
     assert_same((response.provider, response.text, response.input_tokens), ("openai", "hi", 3),
                 "(provider, text, input_tokens)")
     assert_same(response.total_tokens, 4, "total_tokens")
+    zero = notebook.LLMResponse(**good_fields(input_tokens=0, output_tokens=0))
+    assert_same(zero.total_tokens, 0, "total_tokens with both counts 0 (>= 0 allows 0)")
     unknown = notebook.LLMResponse(**good_fields(input_tokens=None, output_tokens=None, text=""))
     assert unknown.total_tokens is None, (
         f"total_tokens with unknown counts: expected None, got {unknown.total_tokens!r}"
@@ -190,6 +192,7 @@ def test_llm_response_rejects_bad_data(notebook: types.ModuleType) -> None:
         (good_fields(model=""), "model"),
         (good_fields(finish_reason="end_turn"), "finish_reason"),
         (good_fields(input_tokens=-1), "input_tokens"),
+        (good_fields(output_tokens=-1), "output_tokens"),
         (good_fields(output_tokens="lots"), "output_tokens"),
         (good_fields(temperature=0.2), "temperature"),
         ({k: v for k, v in good_fields().items() if k != "text"}, "text"),
@@ -197,7 +200,7 @@ def test_llm_response_rejects_bad_data(notebook: types.ModuleType) -> None:
     for fields, field in bad:
         with pytest.raises(ValidationError) as caught:
             notebook.LLMResponse(**fields)
-            pytest.fail(f"LLMResponse accepted a bad {field!r}: {fields.get(field, 'missing')}")
+            pytest.fail(f"LLMResponse accepted a bad {field!r}: {fields.get(field, '(missing)')!r}")
         assert mentions(caught.value, field), (
             f"the ValidationError should name {field!r}; it says: {caught.value}"
         )

@@ -674,6 +674,8 @@ async def test_concurrent_but_never_above_the_limit(
     for limit in (0, -3):
         with pytest.raises(ValueError):
             await answer_all(notebook, client, ["prompt x"], limit)
+    one = await answer_all(notebook, client, ["prompt y", "prompt z"], 1)  # 1 is the smallest limit
+    assert_same(one, [answer_to("prompt y"), answer_to("prompt z")], "answer_all(2 prompts, limit=1)")
 
 
 @exercise("bounded_batch", points=1, hint="Catch failures per prompt: a non-200 status or an "

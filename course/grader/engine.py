@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from course.grader import discover, manifest, prepare, sandbox
+from course.grader import discover, judging, manifest, prepare, sandbox
 from course.grader.layout import Course
 from course.grader.manifest import GradedTest, Manifest
 from course.grader.results import (
@@ -189,8 +189,10 @@ def grade_notebook(slug: str, candidate: discover.Candidate, course: Course, tes
     with ThreadPoolExecutor(max_workers=max(options.workers, 2)) as pool:
         nbval = pool.submit(_run_notebook, slug, nb, course, options, base, deadline) \
             if run_notebook else None
-        verdicts = _run_tests(slug, candidate.data, suffix, grouped, course, options, base,
-                              deadline, pool, result.problems)
+        judged = all(t.judged for group in grouped.values() for t in group)
+        run_tests = _judge_tests if judged else _run_tests
+        verdicts = run_tests(slug, candidate.data, suffix, grouped, course, options, base,
+                             deadline, pool, result.problems)
         for ex in exercises:
             ex.tests = [verdicts[t.nodeid] for t in grouped[ex.id]]
         if nbval is not None:
@@ -198,9 +200,10 @@ def grade_notebook(slug: str, candidate: discover.Candidate, course: Course, tes
     return result
 
 
-def _scratch(base: Path, course: Course, slug: str | None) -> tuple[Scratch, list[str]]:
+def _scratch(base: Path, course: Course, slug: str | None,
+             judge: bool = True) -> tuple[Scratch, list[str]]:
     scratch = Scratch(base, sandbox.new_uid())
-    files = course.copy_tests([slug], scratch.tests) if slug else []
+    files = course.copy_tests([slug], scratch.tests, judge=judge) if slug else []
     scratch.ini.write_text(course.ini_text(), encoding="utf-8")
     return scratch, files
 
@@ -238,7 +241,8 @@ def _signed_results(run: RunResult, expected: set[str]) -> dict[str, dict[str, A
 
 def _verdict(test: GradedTest, record: dict[str, Any]) -> TestVerdict:
     outcome = str(record.get("outcome"))
-    status = outcome if outcome in ("passed", "failed", "error", "skipped", "tampered") else "failed"
+    known = ("passed", "failed", "error", "skipped", "tampered", "timeout", "crashed")
+    status = outcome if outcome in known else "failed"
     message = str(record.get("message", ""))[:4000]
     if status == "tampered":
         message = f"changed while the test ran: {message}"
@@ -297,6 +301,43 @@ def _run_tests(slug: str, data: bytes, suffix: str, grouped: dict[str, list[Grad
                 verdicts[t.nodeid] = _lost(t, "missing", "the test did not run to the end")
             else:
                 verdicts[t.nodeid] = _lost(t, "crashed", _crash_text(alone))
+    return verdicts
+
+
+def _judge_tests(slug: str, data: bytes, suffix: str, grouped: dict[str, list[GradedTest]],
+                 course: Course, options: Options, base: Path, deadline: float,
+                 pool: ThreadPoolExecutor, problems: list[str]) -> dict[str, TestVerdict]:
+    """Run the chapter's tests in a judge that sends probes to a sandboxed worker."""
+    del pool  # one judge runs every exercise: a crash or timeout costs only its own test
+    all_tests = {t.nodeid: t for group in grouped.values() for t in group}
+    worker_scratch, _ = _scratch(base, course, slug, judge=False)
+    judge_scratch, files = _scratch(base, course, slug)
+    try:
+        notebook = worker_scratch.submission / f"{slug}{suffix}"
+        notebook.write_bytes(data)
+        worker_scratch.seal()
+        os.chmod(judge_scratch.path, 0o700)
+        judged = judging.run(judging.JudgeRun(
+            course=course, worker_scratch=worker_scratch, judge_folder=judge_scratch.path,
+            notebook=notebook, test_files=files, exercises=list(options.exercises),
+            limits=options.limits, deadline=deadline,
+        ))
+    except judging.SetupFailed as exc:
+        raise GraderError(str(exc)) from None
+    finally:
+        worker_scratch.remove()
+        judge_scratch.remove()
+    if judged.problem:
+        problems.append(judged.problem)
+    verdicts = {}
+    for nodeid, test in all_tests.items():
+        record = judged.results.get(nodeid)
+        if record is not None:
+            verdicts[nodeid] = _verdict(test, record)
+        elif judged.timed_out:
+            verdicts[nodeid] = _lost(test, "not_run", "")
+        else:
+            verdicts[nodeid] = _lost(test, "missing", "the test did not run to the end")
     return verdicts
 
 

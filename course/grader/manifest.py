@@ -35,6 +35,7 @@ class GradedTest:
     hint: str
     name: str
     doc: str
+    judged: bool = False  # its assertions run in a judge; the notebook runs in a worker
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def load(course: Course, cache_dir: Path | None = None) -> Manifest:
 def _parse(raw: list[dict[str, object]]) -> Manifest:
     tests = tuple(
         GradedTest(str(t["nodeid"]), str(t["chapter"]), str(t["exercise"]), int(str(t["points"])),
-                   str(t["hint"]), str(t["name"]), str(t.get("doc", "")))
+                   str(t["hint"]), str(t["name"]), str(t.get("doc", "")), t.get("judged") is True)
         for t in raw if t.get("exercise") is not None
     )
     return Manifest(tests)

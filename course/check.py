@@ -51,6 +51,12 @@ def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None =
     if notebook is None:
         print(f"No {slug}.ipynb or {slug}.py in {here}: run check() from the exercise notebook.")
         return
+    if _untouched(notebook, course, slug):
+        points = sum(t.points for t in tests.tests if t.exercise == exercise_id)
+        print(f"{notebook.name} is the untouched exercise notebook (as saved).")
+        print(f"{exercise_id}: 0/{points} (not started)")
+        print("Next: replace its `raise NotImplementedError`, save, and run this cell again.")
+        return
     options = engine.Options(exercises=(exercise_id,), run_notebook=False)
     report = engine.grade(notebook, course, options)
     report.attach_hints({t.nodeid: t.hint for t in tests.tests})
@@ -67,6 +73,18 @@ def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None =
         else:
             print("Next: fix the first failure above, save, and run this cell again"
                   + ("." if verbose else f"; check({exercise_id!r}, verbose=True) shows more."))
+
+
+def _untouched(notebook: Path, course: Course, slug: str) -> bool:
+    """Whether the saved notebook is still the exercise as generated (its recorded
+    fingerprint): then nothing has been written, whatever the tests would say."""
+    from course.grader import prepare
+
+    try:
+        nb = prepare.read(notebook.name, notebook.read_bytes())
+    except (OSError, prepare.BadNotebook):
+        return False
+    return prepare.is_untouched(nb, course.reference_notebook(slug))
 
 
 def _ago(seconds: float) -> str:

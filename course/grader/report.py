@@ -87,6 +87,10 @@ def next_step(report: Report) -> str:
     for chapter in report.chapters:
         if chapter.file is None:
             continue
+        if chapter.not_started and chapter.exercises:
+            first = chapter.exercises[0]
+            return (f"Next: start with {exercise_label(first)} in {chapter.file}: replace its "
+                    "`raise NotImplementedError`, save, and check again.")
         for ex in chapter.exercises:
             if ex.status == "not started" and ex.id != RUNS_ID:
                 return (f"Next: start with {ex.id} in {chapter.file}: replace its "

@@ -96,6 +96,10 @@ class ChapterResult:
 
     @property
     def not_started(self) -> bool:
+        """The notebook is the untouched exercise (its fingerprint says so), or no exercise
+        has been begun: a judged test reports a stub's failure as data, not as 'not written'."""
+        if any(e.id == RUNS_ID and e.status == "not started" for e in self.exercises):
+            return True
         return bool(self.exercises) and all(e.status == "not started" for e in self.exercises)
 
 

@@ -104,3 +104,27 @@ def test_course_check_verbose_shows_everything(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert re.search(r"add\(-\d+, -\d+\) should be -\d+", short.stdout), short.stdout
     assert "+  where" not in short.stdout and "RemoteNotebook" not in short.stdout, short.stdout
+
+
+def test_an_untouched_notebook_is_not_started_even_when_its_tests_fail_with_data() -> None:
+    """Judged tests report a stub's failure as data ("expected ..., got ..."), not as
+    NotImplementedError; the notebook's fingerprint still says nothing was written."""
+    from course.grader.results import (
+        RUNS_ID,
+        UNTOUCHED_NOTE,
+        ChapterResult,
+        ExerciseResult,
+        Report,
+        TestVerdict,
+    )
+
+    failed = TestVerdict("t::x", "test_x", "alpha", 2, "failed", "AssertionError: expected 3, got {}")
+    chapter = ChapterResult("01_demo", "01_demo.py", [
+        ExerciseResult("alpha", "01_demo", 2, tests=[failed]),
+        ExerciseResult(RUNS_ID, "01_demo", 1, note=f"{UNTOUCHED_NOTE}: no work to run",
+                       earned_override=0),
+    ])
+    text = report.table(Report("01_demo.py", [chapter]))
+    assert "01_demo  (01_demo.py)  0/3  not started" in text
+    assert "expected 3" not in text
+    assert text.rstrip().splitlines()[-1].startswith("Next: start with alpha in 01_demo.py")

@@ -283,6 +283,10 @@ def test_buffer_garbage_policy(notebook: Module) -> None:
                 "a stray }, a broken object, a good one")
     assert_same(buffer.skipped, len(garbage) + 1, "skipped after a stray }")
     assert_same(buffer.rejected, ['{"bad": tru}'], "rejected: the balanced text that is not JSON")
+    assert_same(buffer.feed('{"worse": } {"ok": 2}'), [{"ok": 2}], "a second broken object, a good one")
+    assert_same(buffer.rejected, ['{"bad": tru}', '{"worse": }'],
+                "rejected: each broken object appended, in the order it came")
+    assert_same(buffer.skipped, len(garbage) + 1, "skipped: a broken object is rejected, not skipped")
     buffer.close()
     buffer.feed('{"unfinished": [1, 2')
     with pytest.raises(ValueError):

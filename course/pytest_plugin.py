@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from course.grader import channel, guard, judge
+from course.grader import channel, feedback, guard, judge
 from course.notebook import NotebookError
 from course.targets import TARGET_ENV, find_notebook, resolve_target
 
@@ -347,6 +347,7 @@ def _short_message(excinfo: pytest.ExceptionInfo[BaseException], item: pytest.It
     else:
         text = excinfo.exconly(tryshort=True).strip()
     text = text if len(text) < MAX_MESSAGE else text[:MAX_MESSAGE] + " [...]"
+    text = feedback.shorten(text)
     where = _notebook_line(excinfo, item)
     return f"{text}\n(raised at {where})" if where else text
 

@@ -199,7 +199,7 @@ def test_optional_keys_and_nullable_values(notebook: Any) -> None:
     )
     message = need(got["OpenAIMessage"])
     assert "content" in message["optional_str"], (
-        f"OpenAIMessage.content should be str | None, got {message['hints'].get('content')}"
+        f"OpenAIMessage.content should be str | None, got {message['hints'].get('content')!r}"
     )
     anthropic = need(got["AnthropicResponse"])
     assert "stop_sequence" in anthropic["required_keys"], (
@@ -207,7 +207,7 @@ def test_optional_keys_and_nullable_values(notebook: Any) -> None:
     )
     assert "stop_sequence" in anthropic["optional_str"], (
         f"AnthropicResponse.stop_sequence should be str | None, got "
-        f"{anthropic['hints'].get('stop_sequence')}"
+        f"{anthropic['hints'].get('stop_sequence')!r}"
     )
 
 
@@ -275,7 +275,8 @@ def good_fields(**changes: Any) -> dict[str, Any]:
 
 
 @probe
-def probe_llm_response(nb: Any, fields: dict[str, Any], unknown: dict[str, Any]) -> Data:
+def probe_llm_response(nb: Any, fields: dict[str, Any], unknown: dict[str, Any],
+                       zero: dict[str, Any]) -> Data:
     import pydantic
 
     cls = nb.LLMResponse
@@ -285,7 +286,8 @@ def probe_llm_response(nb: Any, fields: dict[str, Any], unknown: dict[str, Any])
     response = cls(**fields)
     return {"model": True, "fields": fields_of(nb, response),
             "total": text_or_shown(response.total_tokens),
-            "unknown_total": text_or_shown(cls(**unknown).total_tokens)}
+            "unknown_total": text_or_shown(cls(**unknown).total_tokens),
+            "zero_total": text_or_shown(cls(**zero).total_tokens)}
 
 
 @exercise(
@@ -298,10 +300,12 @@ def test_llm_response_accepts_good_data(notebook: Any) -> None:
     unknown = good_fields(input_tokens=None, output_tokens=None, text="")
     if random.random() < 0.5:  # one unknown count is enough to make the total unknown
         unknown[random.choice(["input_tokens", "output_tokens"])] = random.randint(0, 50)
-    got = probe_llm_response(notebook, fields, unknown)
+    zero = good_fields(input_tokens=0, output_tokens=0)
+    got = probe_llm_response(notebook, fields, unknown, zero)
     assert got["model"], f"LLMResponse must be a pydantic BaseModel, got {got.get('shown')}"
     assert_same(got["fields"], fields, "the fields of LLMResponse(**fields)")
     assert_same(got["total"], fields["input_tokens"] + fields["output_tokens"], "total_tokens")
+    assert_same(got["zero_total"], 0, "total_tokens with both counts 0 (>= 0 allows 0)")
     assert got["unknown_total"] is None, (
         f"total_tokens with an unknown count ({unknown['input_tokens']!r}, "
         f"{unknown['output_tokens']!r}): expected None, got {got['unknown_total']!r}"
@@ -329,6 +333,7 @@ def test_llm_response_rejects_bad_data(notebook: Any) -> None:
         (good_fields(finish_reason=random.choice(["end_turn", "max_tokens", word(7)])),
          "finish_reason"),
         (good_fields(input_tokens=-random.randint(1, 99)), "input_tokens"),
+        (good_fields(output_tokens=-random.randint(1, 99)), "output_tokens"),
         (good_fields(output_tokens=word(4)), "output_tokens"),
         (good_fields(**{extra: random.random()}), extra),
         (without(good_fields(), "text"), "text"),
@@ -337,7 +342,7 @@ def test_llm_response_rejects_bad_data(notebook: Any) -> None:
                                      words(2))
     for (fields, field), result in zip(bad, got["cases"], strict=True):
         assert result["error"] is not None, (
-            f"LLMResponse accepted a bad {field!r}: {fields.get(field, 'missing')!r}"
+            f"LLMResponse accepted a bad {field!r}: {fields.get(field, '(missing)')!r}"
         )
         assert result["validation"], (
             f"a bad {field!r} should raise ValidationError, got {result['error']}: "
@@ -485,10 +490,12 @@ def probe_texts(nb: Any, openai_data: dict[str, Any], anthropic_data: dict[str, 
             text_or_shown(nb.from_anthropic(anthropic_data).text)]
 
 
-def mypy_errors(path: Path) -> list[str]:
+def mypy_errors(path: Path, no_any_in: tuple[str, ...]) -> list[str]:
     """mypy --strict on the submitted file, in a fresh process that never ran its code."""
+    command = [sys.executable, "-I", "-m", "course.typecheck",
+               f"--no-any-in={','.join(no_any_in)}", str(path)]
     try:
-        done = subprocess.run([sys.executable, "-I", "-m", "course.typecheck", str(path)],
+        done = subprocess.run(command,
                               capture_output=True, text=True, timeout=120, check=False)
     except subprocess.TimeoutExpired:
         pytest.fail("mypy did not finish within 120 s on this notebook", pytrace=False)
@@ -514,7 +521,9 @@ def test_notebook_passes_mypy_strict(notebook: Any, submission_file: Path) -> No
     assert_same(texts[1], "".join(block["text"] for block in a["content"]),
                 "from_anthropic(...).text (the converters must work first)")
     # mypy reads the submitted file here, in the judge's own process tree, never in the
-    # worker, where the learner's code could replace it.
-    errors = mypy_errors(submission_file)
+    # worker, where the learner's code could replace it. Typed all the way: an expression
+    # of type Any in a converter (a TypeAdapter[Any], a cast) would leave mypy nothing to
+    # check there, so it does not count as clean.
+    errors = mypy_errors(submission_file, no_any_in=("from_openai", "from_anthropic"))
     if errors:  # raised, not asserted: pytest would append the list's repr to the message
         raise AssertionError("mypy --strict reports:\n" + "\n".join(errors))

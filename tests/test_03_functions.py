@@ -590,6 +590,85 @@ def probe_retry_metadata(nb: Any, names: list[str], docs: list[str]) -> Data:
     return [metadata(sync, nb.retry(2)(sync)), metadata(coroutine, nb.retry(2)(coroutine))]
 
 
+def _plain_number(value: object) -> float | str:
+    """A number the judge can compare (a float), or the repr of whatever came instead."""
+    return float(value) if type(value) in (int, float) else repr(value)  # type: ignore[arg-type]
+
+
+@probe
+def probe_retry_backoff(nb: Any, delay: float, attempts: int, failures: int,
+                        use_async: bool) -> Data:
+    """Run ``retry(attempts, delay=delay)`` over a call that fails ``failures`` times, with
+    ``time.sleep`` and ``asyncio.sleep`` recording the waits instead of waiting."""
+    import asyncio
+    import time as time_module
+
+    slept: list[float | str] = []
+
+    def fake_sleep(seconds: object) -> None:
+        slept.append(_plain_number(seconds))
+
+    async def fake_async_sleep(seconds: object, result: object = None) -> object:
+        slept.append(_plain_number(seconds))
+        return result
+
+    errors = [nb.ServerError(f"503 #{i}") for i in range(failures)]
+
+    def call() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    async def acall() -> str:
+        return call()
+
+    saved = time_module.sleep, asyncio.sleep, nb.__dict__.get("sleep")
+    time_module.sleep, asyncio.sleep = fake_sleep, fake_async_sleep  # type: ignore[assignment]
+    if saved[2] in (saved[0], saved[1]):  # `from time import sleep` in the notebook
+        nb.sleep = fake_async_sleep if saved[2] is saved[1] else fake_sleep
+    try:
+        wrapped = nb.retry(attempts, delay=delay)(acall if use_async else call)
+        try:
+            result = asyncio.run(wrapped()) if use_async else wrapped()
+            outcome = str.__str__(result) if type(result) is str else repr(result)
+        except nb.ServerError:
+            outcome = "ServerError"
+    finally:
+        time_module.sleep, asyncio.sleep = saved[0], saved[1]  # type: ignore[assignment]
+        if saved[2] is not None:
+            nb.sleep = saved[2]
+    return {"outcome": outcome, "slept": slept}
+
+
+@exercise(
+    "retry_decorator", points=1,
+    hint="Before the n-th retry wait delay * 2 ** (n - 1) seconds (0.25, 0.5, 1.0 for delay=0.25), "
+    "in the sync wrapper with time.sleep and in the async one with await asyncio.sleep; no wait "
+    "before the first call or after the last.",
+)
+def test_retry_backs_off_exponentially(notebook: Any) -> None:
+    for use_async in (False, True):
+        what = "async" if use_async else "sync"
+        delay = random.choice([0.05, 0.1, 0.2, 0.25, 0.3, 0.5])
+        failures = random.randint(2, 4)
+        got = probe_retry_backoff(notebook, delay, failures + 1, failures, use_async)
+        waits = [delay * 2 ** (n - 1) for n in range(1, failures + 1)]
+        assert got["outcome"] == "ok", (
+            f"{what}: {failures} failures then success, got {got['outcome']!r}"
+        )
+        assert got["slept"] == waits, (
+            f"{what}, delay={delay}, {failures} failures then success: the waits before the "
+            f"retries should be {waits} s; the wrapper waited {got['slept']}"
+        )
+        attempts = random.randint(2, 4)
+        got = probe_retry_backoff(notebook, delay, attempts, attempts, use_async)
+        waits = [delay * 2 ** (n - 1) for n in range(1, attempts)]
+        assert got["outcome"] == "ServerError" and got["slept"] == waits, (
+            f"{what}, @retry({attempts}, delay={delay}) on a call that always fails: waits "
+            f"{waits} s, then the last error; got {got}"
+        )
+
+
 @exercise(
     "retry_decorator", points=1,
     hint="Use functools.wraps in both the sync and the async wrapper.",

@@ -387,6 +387,47 @@ def test_cross_field_rules(notebook: Any) -> None:
     )
 
 
+@probe
+def probe_validated_values(nb: Any, base: float, top: float, profile: str) -> Data:
+    """What the validators leave behind: RetryPolicy's max_delay_s, the object that
+    AppSettings.model_validate returns, and any warning pydantic gives about a validator."""
+    import warnings
+
+    with scene({}, {}), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        policy = nb.RetryPolicy(base_delay_s=base, max_delay_s=top)
+        validated = nb.AppSettings.model_validate({"profile": profile})
+    value = policy.max_delay_s
+    is_settings = isinstance(validated, nb.AppSettings)
+    return {
+        "max_delay_s": value if type(value) in (int, float) else f"<{kind(value)}: {shown(value)}>",
+        "validated": kind(validated),
+        "profile": shown(validated.profile, str) if is_settings else None,
+        "is_settings": is_settings,
+        "warnings": [shown(w.message, str) for w in caught],
+    }
+
+
+@exercise("settings_sources", points=1, hint="A field_validator returns the value it accepts (return "
+          "value), and a model_validator(mode='after') returns self: whatever a validator returns is "
+          "what the model keeps.")
+def test_validators_return_what_they_accept(notebook: Any) -> None:
+    base = random.randint(1, 20) / 4
+    top = base + random.randint(1, 200) / 2
+    profile = random.choice(["dev", "staging"])
+    got = probe_validated_values(notebook, base, top, profile)
+    assert same(got["max_delay_s"], top), (
+        f"RetryPolicy(base_delay_s={base}, max_delay_s={top}).max_delay_s should be {top}, got "
+        f"{got['max_delay_s']!r}: does the field_validator return the value?"
+    )
+    assert got["is_settings"] is True and got["profile"] == profile, (
+        f"AppSettings.model_validate({{'profile': {profile!r}}}) should return the settings, got "
+        f"{got['validated']!r}: does the model_validator return self?"
+    )
+    complaints = [w for w in got["warnings"] if "returning a value other than `self`" in w]
+    assert not complaints, f"pydantic warns about a model validator: {complaints[0]}"
+
+
 # ---------------------------------------------------------------- settings_profiles
 
 

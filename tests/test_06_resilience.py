@@ -256,6 +256,41 @@ async def probe_rejects(nb: Any, base_url: str, threshold: int, cool: float, fai
             "after": state_of(nb, breaker)}
 
 
+@probe
+async def probe_failure_count(nb: Any, base_url: str, threshold: int, cool: float,
+                              p: Spec) -> Data:
+    """[outcome, state, failures] after each call: threshold 503s, the cool-down, a success,
+    then one more 503."""
+    clock = FakeClock()
+    seen: list[Data] = []
+    async with httpx.AsyncClient() as http:
+        provider = Counted(nb, http, base_url).make(p)
+        breaker = breaker_for(nb, clock, threshold, cool)
+        steps = [("error:503", 0.0)] * threshold + [("ok", cool), ("error:503", 0.0)]
+        for scenario, wait in steps:
+            clock.now += wait
+            provider.headers["X-Mock-Scenario"] = scenario
+            async with asyncio.timeout(GUARD_S):
+                result = await outcome(breaker, ask(provider))
+            failures = breaker.failures
+            seen.append([result, state_of(nb, breaker),
+                         failures if type(failures) is int else f"<{kind(failures)}: {shown(failures)}>"])
+    return seen
+
+
+@exercise("circuit_breaker", points=1, hint="failures counts the current closed period: it goes back to "
+          "0 when the breaker opens and when a call succeeds, and counts up again from there.")
+def test_failure_count_restarts_when_the_breaker_opens(notebook: Any, server: LLMServer) -> None:
+    threshold, cool = random.randint(3, 6), cooldown()
+    got = probe_failure_count(notebook, server.base_url, threshold, cool, spec("p", "error:503"))
+    want = ([["RetryableError", "closed", n] for n in range(1, threshold)]
+            + [["RetryableError", "open", 0], ["ok", "closed", 0], ["RetryableError", "closed", 1]])
+    assert got == want, (
+        f"threshold {threshold}: {threshold} 503s, the cool-down, a success, one more 503; "
+        f"[outcome, state, failures] after each call should be {want}, got {got}"
+    )
+
+
 @exercise("circuit_breaker", points=1, hint="While open (clock() - opened_at < cooldown_s), raise "
           "CircuitOpenError before calling the operation.")
 def test_rejects_fast_while_open(notebook: Any, server: LLMServer) -> None:
@@ -648,6 +683,42 @@ def test_failure_starts_the_next_at_once(notebook: Any, server: LLMServer) -> No
     cancelled = [slow["counts"][name]["cancelled"] for name in (a, b)]
     assert same(cancelled, [1, 1]), f"both slow attempts should be cancelled, got {cancelled}"
     assert_all_settled(slow["counts"])
+
+
+@probe
+async def probe_hedged_cache(nb: Any, base_url: str, slow: Spec, fast: Spec, text: str) -> Data:
+    """A hedged call the second provider wins, then the same prompt with both down."""
+    async with httpx.AsyncClient() as http:
+        made = Counted(nb, http, base_url)
+        chain = [made.make(slow), made.make(fast)]
+        client = nb.HedgingClient(chain, hedge_after_s=0.05, clock=FakeClock(), cooldown_s=30.0)
+        first = await answer(nb, client, text)
+        cache = client.cache
+        cached = dict.get(cache, text) if isinstance(cache, dict) else f"<{kind(cache)}>"
+        for provider in chain:
+            provider.headers["X-Mock-Scenario"] = "error:503"
+        again = await answer(nb, client, text)
+    return {"first": first, "cached": cached if type(cached) in (str, type(None)) else shown(cached),
+            "again": again}
+
+
+@exercise("hedged_requests", points=1, hint="The winning answer goes into self.cache[prompt] before you "
+          "return it, as in fallback_chain: it is what degrade() falls back on later.")
+def test_hedged_success_is_cached(notebook: Any, server: LLMServer) -> None:
+    slow, fast = names(2)
+    text = prompt()
+    got = probe_hedged_cache(notebook, server.base_url, spec(slow, "latency:3s"),
+                             spec(fast, "ok", style="anthropic"), text)
+    check_answer(got["first"], fast, what="the hedged call")
+    answer_text = got["first"]["text"]
+    assert got["cached"] == answer_text, (
+        f"after a hedged success, client.cache[prompt] should hold its text {answer_text!r}; "
+        f"it holds {got['cached']!r}"
+    )
+    check_answer(got["again"], "cache", degraded=True, what="the same prompt with both providers down")
+    assert got["again"]["text"] == answer_text, (
+        f"the cached answer should be the text of the hedged success, got {got['again']['text']!r}"
+    )
 
 
 @exercise("hedged_requests", points=1, hint="When every attempt failed, use self.degrade(prompt, errors); "

@@ -451,8 +451,10 @@ def test_buffer_garbage_policy(notebook: Any) -> None:
     bad = f'{{"{word()}": tru}}'
     ok = {word(): random.randint(0, 9)}
     unfinished = f'{{"{word()}": [1, 2'
+    worse, ok2 = f'{{"{word()}": }}', {word(): random.randint(0, 9)}
     got = probe_buffer(notebook, [
         ["feed", prose], ["skipped"], ["feed", f"}} {bad} {json.dumps(ok)}"], ["skipped"], ["rejected"],
+        ["feed", f"{worse} {json.dumps(ok2)}"], ["rejected"], ["skipped"],
         ["close"], ["feed", unfinished], ["close"],
     ])
     check_feed(got[0], objects, f"feed({prose!r})")
@@ -460,8 +462,11 @@ def test_buffer_garbage_policy(notebook: Any) -> None:
     check_feed(got[2], [ok], "a stray }, a broken object, a good one")
     assert_same(got[3], garbage + 1, "skipped after a stray }")
     assert_same(got[4], [bad], "rejected: the balanced text that is not JSON")
-    assert got[5] is None, f"close() between objects should not raise, got {got[5]}"
-    closing = got[7]
+    check_feed(got[5], [ok2], "a second broken object, a good one")
+    assert_same(got[6], [bad, worse], "rejected: each broken object appended, in the order it came")
+    assert_same(got[7], garbage + 1, "skipped: a broken object is rejected, not skipped")
+    assert got[8] is None, f"close() between objects should not raise, got {got[8]}"
+    closing = got[10]
     assert closing is not None and closing["type"] == "ValueError", (
         f"close() inside an unfinished object ({unfinished!r}) should raise ValueError, got {closing}"
     )

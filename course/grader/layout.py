@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from course import NOTEBOOK_SUFFIXES, ROOT
+from course import ROOT, stubs
+from course.stubs import Original
 
 SLUG = re.compile(r"^\d+_\w+$")
 # Hidden from every sandboxed run: the answers, their history, and built copies of them.
@@ -53,13 +54,13 @@ class Course:
                     found.setdefault(entry.name, []).extend(files)
         return found
 
-    def reference_notebook(self, slug: str) -> Path | None:
-        """The untouched exercise notebook students start from, if the course has it."""
-        for suffix in NOTEBOOK_SUFFIXES:
-            path = self.root / "exercises" / f"{slug}{suffix}"
-            if path.is_file():
-                return path
-        return None
+    def reference_notebook(self, slug: str) -> Original | None:
+        """The fingerprint of the untouched exercise notebook students start from.
+
+        It comes from the record ``course generate`` writes, never from the file in
+        ``exercises/``: a learner edits that file in place (see :mod:`course.stubs`).
+        """
+        return stubs.original(self.root, slug)
 
     def hidden_paths(self) -> list[str]:
         return [str(self.root / name) for name in HIDDEN if (self.root / name).is_dir()]

@@ -1,17 +1,19 @@
 """The pytest side of the course: the ``--target`` switch, exercise metadata, reports.
 
-Exercise tests live in ``tests/test_<slug>.py`` and take the ``notebook`` fixture, which
-is the chapter's exercise notebook loaded from the current target. Each graded test is
-marked with the exercise it belongs to, its points and a hint::
+Exercise tests live in ``tests/test_<slug>.py``. Each graded test is marked with the
+exercise it belongs to, its points and a hint, and reaches the chapter's notebook only
+through probes (:mod:`course.probing`) called with the ``notebook`` fixture, which runs
+them in a worker process (:mod:`course.grader.judge`)::
 
     @exercise("provider_registry", points=2, hint="Look at __init_subclass__.")
-    def test_subclasses_register_themselves(notebook): ...
+    def test_subclasses_register_themselves(notebook):
+        assert probe_registry(notebook, key)["registered"]
 
-The grader runs the same tests in a sandbox with two more switches: ``--course-channel``
-(results travel back over a pipe, signed with a nonce read from stdin before any student
-code loads; see :mod:`course.grader.channel`) and ``--course-manifest`` (write the list of
-graded tests after collection, from the course's own files only).
-"""
+The grader runs the tests as the judge, with ``--course-worker`` (how to start the
+sandboxed worker) and ``--course-report`` (the verdicts), and collects them with
+``--course-manifest``. nbval's run of a whole notebook in the sandbox reports over
+``--course-channel`` (records signed with a nonce read before any student code loads;
+see :mod:`course.grader.channel`)."""
 
 from __future__ import annotations
 

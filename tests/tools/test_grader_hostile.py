@@ -10,7 +10,9 @@ everything they earn on their merits.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,9 @@ EXPECTED: dict[str, tuple[int | None, ...]] = {
     "detached_daemon": (3, 1, 3, 1),  # right answers; the stray process is killed
     "ships_conftest": (0, 1, 3, 1),  # its conftest.py, tests and pytest.ini are ignored
     "zip_traversal": (3, 1, 3, 1),  # ../ and absolute paths are refused, the rest graded
+    # It searches /proc, /tmp, the course and the (world-readable) class folder for a
+    # right `add` to copy, and /tmp, /var/tmp, /dev/shm for other runs' files: none is there.
+    "reads_classmates": (0, 1, 3, 1),
 }
 KEYS = ("00_fixture:add", "00_fixture:greet", "00_fixture:counter",
         "00_fixture:runs_top_to_bottom")
@@ -96,15 +101,30 @@ def _class_folder(root: Path) -> Path:
     return klass
 
 
+def _leftovers() -> set[str]:
+    found = set()
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(folder):
+            found |= {f"{folder}/{n}" for n in os.listdir(folder) if n.startswith("course-spy-")}
+    return found
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("hostile")
-    out = root / "out"
-    options = Options(limits=LIMITS, cache_dir=root / "cache")
-    status = grade_all(_class_folder(root), out, Course.at(FIXTURE), options, jobs=3)
-    summary = json.loads((out / "summary.json").read_text())
-    return {"status": status, "out": out, "root": root,
-            "students": {s["student"]: s for s in summary}}
+def graded() -> Any:
+    # Readable by every user, as a teacher's download folder often is: only the sandbox's
+    # own file system keeps one student from another here.
+    root = Path(tempfile.mkdtemp(prefix="hostile-class-")).resolve()
+    os.chmod(root, 0o755)
+    before = _leftovers()
+    try:
+        out = root / "out"
+        options = Options(limits=LIMITS, cache_dir=root / "cache")
+        status = grade_all(_class_folder(root), out, Course.at(FIXTURE), options, jobs=3)
+        summary = json.loads((out / "summary.json").read_text())
+        yield {"status": status, "out": out, "root": root, "leftovers": _leftovers() - before,
+               "students": {s["student"]: s for s in summary}}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_the_batch_worked(graded: dict[str, Any]) -> None:
@@ -171,6 +191,10 @@ def test_huge_output_is_capped_and_the_grader_survives(graded: dict[str, Any]) -
     text = (graded["out"] / "students" / "print_flood" / "report.txt").read_text()
     assert len(text) < 100_000
     assert "add: 0/3" in text
+
+
+def test_nothing_is_left_in_shared_temporary_folders(graded: dict[str, Any]) -> None:
+    assert graded["leftovers"] == set()
 
 
 def test_the_untouched_fixture_files_are_intact() -> None:

@@ -30,6 +30,9 @@ CONTROL_TAGS = ("raises-exception",)
 # parsing slow: jupytext's time grows with the square of the number of cells.
 MAX_CELLS = 500
 MAX_LINES = 50_000
+# jupytext needs about a second and 150 MB per MB of text: a percent notebook (no
+# outputs; the exercises are about 20 KB) is held to 1 MB, so reading it stays short.
+MAX_PY_BYTES = 1024 * 1024
 MAX_TAGS = 50
 CELL_TYPES = ("code", "markdown", "raw")
 
@@ -62,12 +65,16 @@ def read(name: str, data: bytes) -> Notebook:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise BadNotebook(f"{name}: not UTF-8 text, so not a notebook") from None
+    if name.endswith(".ipynb"):
+        return _from_ipynb(name, text)
+    if len(data) > MAX_PY_BYTES:
+        raise BadNotebook(f"{name}: {len(data) // 1024} KB, more than the "
+                          f"{MAX_PY_BYTES // 1024} KB a .py notebook may have; remove pasted "
+                          "data or large literals, then save again")
     lines = text.count("\n")
     if lines > MAX_LINES:
         raise BadNotebook(f"{name}: {lines} lines, more than the {MAX_LINES} a notebook may "
-                          "have; clear the outputs and remove pasted data, then save again")
-    if name.endswith(".ipynb"):
-        return _from_ipynb(name, text)
+                          "have; remove pasted data, then save again")
     markers = len(CELL_MARKER.findall(text))
     if not markers:
         raise BadNotebook(

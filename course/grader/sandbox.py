@@ -119,12 +119,21 @@ class RunResult:
     output_bytes: int = 0
     setup_failed: bool = False
     seconds: float = 0.0
+    rejected: list[str] = field(default_factory=list)  # why channel records were dropped
+
+    def _rejected_note(self) -> str:
+        if not self.rejected:
+            return ""
+        return f"; the grader dropped malformed result records ({'; '.join(self.rejected[:3])})"
 
     @property
     def done(self) -> dict[str, Any] | None:
         return next((r for r in self.records if r.get("t") == "done"), None)
 
     def how_it_ended(self) -> str:
+        return self._how_it_ended() + self._rejected_note()
+
+    def _how_it_ended(self) -> str:
         if self.killed_for:
             return self.killed_for.replace("timeout:", "out of time in exercise ")
         if self.done is not None and self.done.get("status") == "tampered":
@@ -267,9 +276,11 @@ def run(course: Course, scratch: Scratch, pytest_args: list[str], limits: Limits
         os.close(write_fd)
         os.close(nonce_read)
     result = RunResult()
+    reader = RecordReader(nonce)
+    result.rejected = reader.problems
     try:
         assert proc.stdout is not None
-        _listen(proc, proc.stdout.fileno(), read_fd, RecordReader(nonce), watcher, deadline,
+        _listen(proc, proc.stdout.fileno(), read_fd, reader, watcher, deadline,
                 limits.output_kb * 1024, result)
     finally:
         _kill_everything(proc, scratch.uid)

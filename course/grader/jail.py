@@ -14,7 +14,8 @@
   ``/dev/shm``: the run's total disk quota, private to it and gone when it ends;
 - a new PID namespace with its own ``/proc``: the run sees only its own processes, not
   the grader's command line nor another run's, and when its first process ends the
-  kernel kills every process left in it;
+  kernel kills every process left in it; and a new IPC namespace, so System V shared
+  memory and message queues are private to the run and end with it;
 - resource limits, and (as root) a switch to a throwaway uid/gid with no supplementary
   groups and no way to regain privileges; without root, a user namespace stands in for
   root to build the mounts, and the command runs under the user's own uid, with no
@@ -48,6 +49,7 @@ import tempfile
 from typing import Any
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
@@ -314,7 +316,9 @@ def apply(config: dict[str, Any]) -> list[str]:
         done.append("userns")
     flags = (CLONE_NEWNET if config.get("net") else 0)
     if config.get("root"):
-        flags |= CLONE_NEWNS | (CLONE_NEWPID if config.get("pid") else 0)
+        # A private IPC namespace too: System V shared memory and message queues are
+        # neither files nor sockets, and would otherwise outlive the run and be shared.
+        flags |= CLONE_NEWNS | CLONE_NEWIPC | (CLONE_NEWPID if config.get("pid") else 0)
     if flags:
         _call("unshare", flags)
     if config.get("net"):

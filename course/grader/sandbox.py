@@ -220,7 +220,11 @@ def jail_config(course: Course, scratch: Scratch, limits: Limits, cpu_seconds: f
         "core": 0,
     }
     if scratch.uid is not None:
-        rlimits["nproc"] = limits.processes  # counted per uid: only meaningful for a fresh uid
+        rlimits["nproc"] = limits.processes  # counted per uid: exact for a fresh uid
+    else:
+        # Under the grading user's own uid the count includes all of that user's processes
+        # (this grader, other runs): a loose cap, but a fork bomb stays bounded.
+        rlimits["nproc"] = _processes_of(os.getuid()) + limits.processes
     config: dict[str, Any] = {"rlimits": rlimits, "cwd": str(scratch.work)}
     if iso.userns:
         config["userns"] = True
@@ -360,6 +364,17 @@ def _kill_everything(proc: subprocess.Popen[bytes], uid: int | None) -> None:
         # Children that called setsid() left the group; as their uid, kill(-1) finds them.
         subprocess.run([sys.executable, "-I", "-m", "course.grader.jail", "--kill-uid", str(uid)],
                        timeout=30, check=False, capture_output=True)
+
+
+def _processes_of(uid: int) -> int:
+    """How many processes (threads count too, for RLIMIT_NPROC) ``uid`` runs now."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(os.path.join(entry.path, "task")))
+    return count
 
 
 def _uid_has_processes(uid: int) -> bool:

@@ -101,11 +101,18 @@ def _class_folder(root: Path) -> Path:
     return klass
 
 
+SPY_SHM_KEY = 0x5EC2E7  # the System V shared memory key reads_classmates uses
+
+
 def _leftovers() -> set[str]:
     found = set()
     for folder in ("/tmp", "/var/tmp", "/dev/shm"):
         if os.path.isdir(folder):
             found |= {f"{folder}/{n}" for n in os.listdir(folder) if n.startswith("course-spy-")}
+    if os.path.isfile("/proc/sysvipc/shm"):
+        with open("/proc/sysvipc/shm") as table:
+            keys = {line.split()[0] for line in table.readlines()[1:] if line.split()}
+        found |= {"shared memory"} if str(SPY_SHM_KEY) in keys else set()
     return found
 
 

@@ -12,13 +12,35 @@
 # ruff: noqa
 # Hostile submission for the grader's tests: copies `add` from anything it can read (a
 # classmate's notebook, the course's solutions, another run's scratch folder), and leaves
-# files in /tmp, /var/tmp and /dev/shm for later runs
+# files in /tmp, /var/tmp and /dev/shm and a System V shared memory segment for later runs
 
 
 # %%
+import ctypes
 import os
 import re
 import time
+
+SHM_KEY, IPC_CREAT = 0x5EC2E7, 0o1000
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.shmat.restype = ctypes.c_void_p
+
+
+def _shared_memory_from_another_run():
+    """System V shared memory outlives a process unless its IPC namespace ends."""
+    segment = _libc.shmget(SHM_KEY, 4096, 0o666)
+    if segment >= 0:
+        address = _libc.shmat(segment, None, 0)
+        if address not in (None, ctypes.c_void_p(-1).value):
+            found = ctypes.string_at(address, 32).split(b"\0")[0].decode()
+            return found.startswith("spy ") and found != f"spy {os.getpid()}"
+    segment = _libc.shmget(SHM_KEY, 4096, IPC_CREAT | 0o666)
+    if segment >= 0:
+        address = _libc.shmat(segment, None, 0)
+        if address not in (None, ctypes.c_void_p(-1).value):
+            ctypes.memmove(address, f"spy {os.getpid()}".encode() + b"\0", 32)
+    return False
+
 
 MARK = "course-spy-" + str(os.getpid())
 for folder in ("/tmp", "/var/tmp", "/dev/shm"):
@@ -74,6 +96,8 @@ def _candidates():
 
 
 def _stolen_add():
+    if _shared_memory_from_another_run():
+        return lambda a, b: a + b
     for path in _candidates():
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:

@@ -386,7 +386,8 @@ def _try(config: dict[str, Any], folder: str) -> tuple[bool, str]:
                               check=False, cwd=folder, env={"PATH": "/usr/bin:/bin"})
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, str(exc)
-    return done.returncode == 0, (done.stderr or done.stdout).strip()[-1500:]
+    said = (done.stderr or done.stdout).strip()[-1500:]
+    return done.returncode == 0, said.removeprefix("sandbox setup failed: ")
 
 
 def probe() -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from course.grader import channel, discover, jail, prepare, sandbox
+from course.grader import batch, channel, discover, jail, prepare, sandbox
 from course.grader.channel import RecordReader
 from course.grader.discover import SubmissionError
 from course.grader.engine import GraderError, Options, grade
@@ -194,6 +194,13 @@ def test_a_fifo_named_like_a_notebook_is_not_opened_for_reading(tmp_path: Path) 
     found = discover.find(tmp_path, ["00_fixture"])
     assert "00_fixture" not in found.notebooks
     assert any("not a regular file" in p for p in found.problems)
+
+
+def test_students_whose_names_collide_get_separate_reports() -> None:
+    paths = [Path("alice"), Path("alice.zip"), Path("a b.py"), Path("a_b"), Path("A_B.zip")]
+    names = batch.unique_names(paths)
+    assert names == {Path("alice"): "alice", Path("alice.zip"): "alice-2",
+                     Path("a b.py"): "a_b", Path("a_b"): "a_b-2", Path("A_B.zip"): "A_B-3"}
 
 
 # -- worker records: only the expected shapes get through --------------------------------

@@ -62,6 +62,13 @@ EXPECTED: dict[str, tuple[int | None, ...]] = {
     # It searches /proc, /tmp, the course and the (world-readable) class folder for a
     # right `add` to copy, and /tmp, /var/tmp, /dev/shm for other runs' files: none is there.
     "reads_classmates": (0, 1, 3, 1),
+    # Signed records of the wrong shape (an id that is a list, ...) are dropped, not a crash.
+    "forges_malformed_records": (0, 1, 3, 1),
+    # Malformed input is a report: each costs its own points, and grade-all goes on.
+    "tags_number": (0, 0, 0, 0),
+    "zip_of_copies": (0, 0, 0, 0),
+    # Named to collide with a classmate's output folder: each keeps its own report.
+    "partly_correct-2": (3, 1, 3, 1),
 }
 KEYS = ("00_fixture:add", "00_fixture:greet", "00_fixture:counter",
         "00_fixture:runs_top_to_bottom")
@@ -94,6 +101,15 @@ def _class_folder(root: Path) -> Path:
     (ships / "tests" / "test_00_fixture.py").write_text(SHIPPED_TEST)
     (ships / "test_00_fixture.py").write_text(SHIPPED_TEST)
     (ships / "pytest.ini").write_text(SHIPPED_INI)
+    (klass / "tags_number.ipynb").write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5,
+        "metadata": {}, "cells": [{"cell_type": "code", "source": "x = 1",
+                                   "metadata": {"tags": 5}}]}))
+    with zipfile.ZipFile(klass / "zip_of_copies.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for number in range(20):  # 100 MB uncompressed, 100 KB as a zip: one is read
+            archive.writestr(f"00_fixture ({number}).py", "# %%\n" + "#" * (5 * 2**20 - 10))
+    # safe_name() gives "partly_correct" for this one too: it must not overwrite that report.
+    with zipfile.ZipFile(klass / "partly_correct.zip", "w") as archive:
+        archive.writestr("00_fixture.py", SOLUTION.read_text())
     with zipfile.ZipFile(klass / "zip_traversal.zip", "w") as archive:
         archive.writestr("../../escaped/00_fixture.py", "# %%\nx = 1\n")
         archive.writestr("/abs/00_fixture.py", "# %%\nx = 1\n")

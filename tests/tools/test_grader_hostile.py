@@ -101,7 +101,8 @@ def _class_folder(root: Path) -> Path:
     (ships / "tests" / "test_00_fixture.py").write_text(SHIPPED_TEST)
     (ships / "test_00_fixture.py").write_text(SHIPPED_TEST)
     (ships / "pytest.ini").write_text(SHIPPED_INI)
-    (klass / "tags_number.ipynb").write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5,
+    (klass / "tags_number").mkdir()
+    (klass / "tags_number" / "00_fixture.ipynb").write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5,
         "metadata": {}, "cells": [{"cell_type": "code", "source": "x = 1",
                                    "metadata": {"tags": 5}}]}))
     with zipfile.ZipFile(klass / "zip_of_copies.zip", "w", zipfile.ZIP_DEFLATED) as archive:

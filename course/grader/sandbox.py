@@ -18,6 +18,7 @@ import secrets
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -184,8 +185,12 @@ class Scratch:
     def remove(self) -> None:
         for folder, dirs, _ in os.walk(self.path):
             for name in dirs:
-                with contextlib.suppress(OSError):
-                    os.chmod(os.path.join(folder, name), 0o700)
+                path = os.path.join(folder, name)
+                # Never through a link: without private mounts, `work/x -> /etc` is the
+                # student's, and chmod as root would follow it.
+                if not os.path.islink(path):
+                    with contextlib.suppress(OSError):
+                        os.chmod(path, 0o700)
         shutil.rmtree(self.path, ignore_errors=True)
 
 
@@ -288,6 +293,8 @@ def run(course: Course, scratch: Scratch, pytest_args: list[str], limits: Limits
                 limits.output_kb * 1024, result)
     finally:
         _kill_everything(proc, scratch.uid)
+        if scratch.uid is not None and not config.get("root"):
+            _remove_leftovers(scratch.uid)
         os.close(read_fd)
         if proc.stdout is not None:
             proc.stdout.close()
@@ -364,6 +371,29 @@ def _kill_everything(proc: subprocess.Popen[bytes], uid: int | None) -> None:
         # Children that called setsid() left the group; as their uid, kill(-1) finds them.
         subprocess.run([sys.executable, "-I", "-m", "course.grader.jail", "--kill-uid", str(uid)],
                        timeout=30, check=False, capture_output=True)
+
+
+SHARED_TEMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _remove_leftovers(uid: int) -> None:
+    """Without private mounts, delete what a throwaway uid left in the shared temp folders.
+
+    The uid is this run's alone and its processes are dead, so everything it owns there
+    is its leftovers: files another run could read, or that fill the disk or RAM.
+    """
+    for top in SHARED_TEMP:
+        # Only the top level: below it the uid can only write into folders it made.
+        with contextlib.suppress(OSError), os.scandir(top) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    info = entry.stat(follow_symlinks=False)
+                    if info.st_uid != uid:
+                        continue
+                    if stat.S_ISDIR(info.st_mode):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
 
 
 def _processes_of(uid: int) -> int:

@@ -364,3 +364,31 @@ def test_the_probe_found_a_sandbox_that_starts_here() -> None:
     found = jail.probe()
     assert "problem" not in found, found.get("problem")
     assert found["packages"] and all(Path(p, "grader", "jail.py").is_file() for p in found["packages"])
+
+
+def test_removing_a_scratch_folder_never_follows_a_students_link(open_folder: Path) -> None:
+    outside = open_folder / "outside"
+    outside.mkdir(mode=0o755)
+    outside.chmod(0o755)
+    scratch = Scratch(open_folder, None)
+    (scratch.work / "link").symlink_to(outside, target_is_directory=True)
+    scratch.remove()
+    assert not scratch.path.exists()
+    assert outside.is_dir() and oct(outside.stat().st_mode & 0o777) == "0o755"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can own files as another uid")
+def test_without_private_mounts_a_runs_temp_files_are_removed() -> None:
+    uid = sandbox.UID_BASE + 12345
+    left, kept = Path("/tmp") / f"course-left-{os.getpid()}", Path("/tmp") / f"course-kept-{os.getpid()}"
+    (left / "inner").mkdir(parents=True)
+    kept.write_text("someone else's")
+    for path in (left, left / "inner"):
+        os.chown(path, uid, uid)
+    try:
+        sandbox._remove_leftovers(uid)
+        assert not left.exists()
+        assert kept.read_text() == "someone else's"
+    finally:
+        shutil.rmtree(left, ignore_errors=True)
+        kept.unlink()

@@ -97,6 +97,17 @@ def grade_one(path: Path, out: Path, course: Course, options: Options,
     return result
 
 
+def exposed_warning(directory: Path) -> str:
+    """Without private mounts, a class folder other users may read is open to every run."""
+    from course.grader.sandbox import isolation
+
+    if isolation().mounts or directory.stat().st_mode & 0o005 == 0:
+        return ""
+    return (f"warning: this machine allows no private mounts, so student code can read any "
+            f"file other users may read; {directory} is readable by other users, so each "
+            f"submission could read the others: `chmod o-rx {directory}` first")
+
+
 class Progress:
     """A one-line progress bar on a terminal; a line per student otherwise."""
 
@@ -130,6 +141,9 @@ def grade_all(directory: Path, out: Path, course: Course, options: Options, jobs
         return 2
     todo = students(directory)
     out.mkdir(parents=True, exist_ok=True)
+    warning = exposed_warning(directory)
+    if warning:
+        print(warning, file=stream)
     jobs = jobs or os.cpu_count() or 1
     progress = Progress(len(todo), stream)
     results: list[StudentResult] = []

@@ -392,3 +392,12 @@ def test_without_private_mounts_a_runs_temp_files_are_removed() -> None:
     finally:
         shutil.rmtree(left, ignore_errors=True)
         kept.unlink()
+
+
+def test_without_private_mounts_grade_all_warns_about_a_readable_class_folder(
+        open_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bare = sandbox.Isolation(drop_uid=True, network=False, mounts=False, userns=False)
+    monkeypatch.setattr(sandbox, "isolation", lambda: bare)
+    assert f"`chmod o-rx {open_folder}` first" in batch.exposed_warning(open_folder)
+    open_folder.chmod(0o700)
+    assert batch.exposed_warning(open_folder) == ""

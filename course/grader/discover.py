@@ -184,13 +184,13 @@ def _from_folder(folder: Path, problems: list[str]) -> Iterator[Entry]:
                         return
                     items.append(item)
         except OSError as exc:
-            problems.append(f"{here.relative_to(folder).as_posix() or '.'}: cannot list it "
+            problems.append(f"{_printable(here.relative_to(folder).as_posix())}: cannot list it "
                             f"({exc.strerror})")
             continue
         subfolders = []
         for item in sorted(items, key=lambda i: i.name):
             path = Path(item.path)
-            relative = path.relative_to(folder).as_posix()
+            relative = _printable(path.relative_to(folder).as_posix())
             if item.name.startswith("."):
                 continue
             if item.is_symlink():
@@ -203,6 +203,11 @@ def _from_folder(folder: Path, problems: list[str]) -> Iterator[Entry]:
             elif Path(item.name).suffix in NOTEBOOK_SUFFIXES:
                 yield _from_file(path, relative)
         stack.extend(reversed(subfolders))
+
+
+def _printable(name: str) -> str:
+    """A file name as reports can print it: undecodable bytes (surrogates) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:

@@ -401,3 +401,16 @@ def test_without_private_mounts_grade_all_warns_about_a_readable_class_folder(
     assert f"`chmod o-rx {open_folder}` first" in batch.exposed_warning(open_folder)
     open_folder.chmod(0o700)
     assert batch.exposed_warning(open_folder) == ""
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_printably(tmp_path: Path) -> None:
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / os.fsdecode(b"\xff\xfe.py")).write_text("# %%\nx = 1\n")
+    (folder / os.fsdecode(b"hw\xff")).mkdir()
+    (folder / os.fsdecode(b"hw\xff") / "00_fixture.py").write_text(SOLUTION.read_text())
+    found = discover.find(folder, ["00_fixture"])
+    assert found.notebooks["00_fixture"].name == "hw\ufffd/00_fixture.py"
+    text = json.dumps(found.problems, ensure_ascii=False)
+    text.encode("utf-8")  # a lone surrogate would raise here, as when a report is written
+    assert "\ufffd\ufffd.py: not an exercise notebook" in text

@@ -202,6 +202,10 @@ def _build_root(config: dict[str, Any]) -> None:
             flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
             _mount("tmpfs", _inside(root, path), "tmpfs", flags, "size=4k,mode=0555")
     os.makedirs(_inside(root, "/proc"), exist_ok=True)
+    # Built: the skeleton itself (folders leading to the binds, /dev) becomes read-only,
+    # so the run can write only within its quota (without root, it would own them).
+    for skeleton in (_inside(root, "/dev"), root):
+        _mount("none", skeleton, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
 
 
 def _build_dev(root: str) -> None:

@@ -106,18 +106,42 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
         raise JailError(f"{exc} (mounting {source} on {target})") from None
 
 
-def _user_namespace() -> None:
-    """Unprivileged: a private user namespace, mapped to our own uid (not to root).
+def _user_namespace(as_self: bool) -> None:
+    """Unprivileged: a private user namespace that gives this process the capabilities to
+    build mounts and namespaces, mapped to our own uid.
 
-    The process holds every capability inside it until it ``exec``s; a non-zero uid
-    then loses them all, so student code cannot undo the mounts built here.
+    ``as_self`` maps our uid to itself, not to root: the process keeps its capabilities
+    until it ``exec``s, and then, with a non-zero uid, loses them all, so student code
+    cannot undo the mounts built here. Without it (a trusted process such as the judge,
+    which itself starts sandboxed workers) the uid becomes root of the namespace.
     """
     uid, gid = os.getuid(), os.getgid()
+    inner_uid = _outside("uid_map", uid) if as_self else 0
+    inner_gid = _outside("gid_map", gid) if as_self else 0
     _call("unshare", CLONE_NEWUSER)
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
-                       ("gid_map", f"{gid} {gid} 1")):
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{inner_uid} {uid} 1"),
+                       ("gid_map", f"{inner_gid} {gid} 1")):
         with open(f"/proc/self/{name}", "w") as handle:
             handle.write(text)
+
+
+def _outside(name: str, local: int) -> int:
+    """What ``local`` is in the initial user namespace (the user's real uid or gid)."""
+    with contextlib.suppress(OSError, ValueError), open(f"/proc/self/{name}") as handle:
+        for line in handle:
+            inside, outside, count = (int(x) for x in line.split())
+            if inside <= local < inside + count:
+                return outside + local - inside
+    return local
+
+
+def _root_of_a_user_namespace() -> bool:
+    """Whether we are uid 0 of a user namespace other than the machine's own."""
+    if os.getuid() != 0:
+        return False
+    with contextlib.suppress(OSError), open("/proc/self/uid_map") as handle:
+        return handle.read().split() != ["0", "0", "4294967295"]
+    return False
 
 
 def _locked_flags(path: str) -> int:
@@ -315,8 +339,12 @@ def apply(config: dict[str, Any]) -> list[str]:
     returns), the child is the first process of the new PID namespace and returns.
     """
     done = []
-    if config.get("userns"):
-        _user_namespace()
+    # Student code started by root of a user namespace (a worker started by a judge that
+    # runs in one) gets a namespace of its own too, or it would keep root's capabilities.
+    nested = bool(config.get("root")) and config.get("uid") is None \
+        and _root_of_a_user_namespace()
+    if config.get("userns") or nested:
+        _user_namespace(as_self=bool(config.get("root")))
         done.append("userns")
     flags = (CLONE_NEWNET if config.get("net") else 0)
     if config.get("root"):

@@ -21,6 +21,9 @@ SLUG = re.compile(r"^\d+_\w+$")
 # Hidden from every sandboxed run: the answers, their history, and built copies of them.
 HIDDEN = ("solutions", ".git", "_build")
 SKIP_IN_TESTS = {"tools", "__pycache__", ".pytest_cache"}
+# Folders of tests/ that only the judge may hold: what a worker could read there would
+# tell it what the tests are looking for (chapter 9's broken versions, by name).
+JUDGE_ONLY = {"mutants", "hidden"}
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,16 @@ class Course:
                 lines.append(f"{key} = {value}")
         return "\n".join(lines) + "\n"
 
-    def copy_tests(self, slugs: list[str], destination: Path) -> list[str]:
-        """Copy the support files and the named chapters' tests; return their relative paths."""
+    def copy_tests(self, slugs: list[str], destination: Path, *, judge: bool = True) -> list[str]:
+        """Copy the support files and the named chapters' tests; return their relative paths.
+
+        ``judge=False`` is the copy a worker gets: without the judge-only folders.
+        """
         destination.mkdir(parents=True, exist_ok=True)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
         for entry in self.support_entries():
+            if not judge and entry.name in JUDGE_ONLY:
+                continue
             if entry.is_dir():
                 shutil.copytree(entry, destination / entry.name, ignore=ignore)
             else:

@@ -292,9 +292,9 @@ def run(course: Course, scratch: Scratch, pytest_args: list[str], limits: Limits
         _listen(proc, proc.stdout.fileno(), read_fd, reader, watcher, deadline,
                 limits.output_kb * 1024, result)
     finally:
-        _kill_everything(proc, scratch.uid)
+        kill_tree(proc, scratch.uid)
         if scratch.uid is not None and not config.get("root"):
-            _remove_leftovers(scratch.uid)
+            remove_leftovers(scratch.uid)
         os.close(read_fd)
         if proc.stdout is not None:
             proc.stdout.close()
@@ -357,7 +357,8 @@ def _read_ready(selector: selectors.BaseSelector, timeout: float, head: bytearra
     return got and bool(selector.get_map())
 
 
-def _kill_everything(proc: subprocess.Popen[bytes], uid: int | None) -> None:
+def kill_tree(proc: subprocess.Popen[bytes], uid: int | None) -> None:
+    """Kill ``proc``, its process group, its descendants and every process of ``uid``."""
     if uid is None:
         _kill_descendants(proc.pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -367,7 +368,13 @@ def _kill_everything(proc: subprocess.Popen[bytes], uid: int | None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    if uid is not None and _uid_has_processes(uid):
+    if uid is not None:
+        kill_uid(uid)
+
+
+def kill_uid(uid: int) -> None:
+    """Kill every process left running as the throwaway ``uid``."""
+    if _uid_has_processes(uid):
         # Children that called setsid() left the group; as their uid, kill(-1) finds them.
         subprocess.run([sys.executable, "-I", "-m", "course.grader.jail", "--kill-uid", str(uid)],
                        timeout=30, check=False, capture_output=True)
@@ -376,7 +383,7 @@ def _kill_everything(proc: subprocess.Popen[bytes], uid: int | None) -> None:
 SHARED_TEMP = ("/tmp", "/var/tmp", "/dev/shm")
 
 
-def _remove_leftovers(uid: int) -> None:
+def remove_leftovers(uid: int) -> None:
     """Without private mounts, delete what a throwaway uid left in the shared temp folders.
 
     The uid is this run's alone and its processes are dead, so everything it owns there

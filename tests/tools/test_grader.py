@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,7 +91,7 @@ def test_a_partial_answer_earns_partial_points(options: Options, tmp_path: Path)
     assert (add.earned, add.points, add.status) == (1, 3, "partial")
     failed = add.failures()[0]
     assert failed.name == "test_add_negative"
-    assert "add(-2, -3) should be -5" in failed.message
+    assert re.search(r"add\(-\d+, -\d+\) should be -\d+", failed.message), failed.message
     assert "Negative numbers add up too." in add.hint
 
 
@@ -103,7 +104,8 @@ def _as_ipynb(py_text: str) -> str:
 
 def test_every_real_chapter_full_marks_on_solutions_zero_on_exercises(tmp_path: Path) -> None:
     course = Course.at()
-    options = Options(limits=Limits(total_timeout=900), cache_dir=tmp_path)
+    # Generous per-exercise time: this is about marks, and the machine may be busy.
+    options = Options(limits=Limits(exercise_timeout=60, total_timeout=900), cache_dir=tmp_path)
     for folder, want_full in (("solutions", True), ("exercises", False)):
         rep = grade(course.root / folder, course, options)
         assert {c.slug for c in rep.chapters} == set(course.chapters), rep.problems

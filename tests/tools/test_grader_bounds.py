@@ -386,7 +386,7 @@ def test_without_private_mounts_a_runs_temp_files_are_removed() -> None:
     for path in (left, left / "inner"):
         os.chown(path, uid, uid)
     try:
-        sandbox._remove_leftovers(uid)
+        sandbox.remove_leftovers(uid)
         assert not left.exists()
         assert kept.read_text() == "someone else's"
     finally:

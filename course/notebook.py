@@ -67,18 +67,42 @@ def read_cells(path: Path) -> list[CodeCell]:
             nb = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
         except Exception as exc:  # nbformat raises several unrelated types for bad JSON
             raise NotebookError(f"{path}: not a valid .ipynb notebook ({_first_line(exc)})") from exc
+        if not isinstance(nb.get("cells"), list):
+            raise NotebookError(f"{path}: not a valid .ipynb notebook (no list of cells)")
         starts: list[int | None] = [None] * len(nb.cells)
     elif path.suffix == ".py":
-        nb = jupytext.reads(text, fmt="py:percent")
+        try:
+            nb = jupytext.reads(text, fmt="py:percent")
+        except Exception as exc:  # a cell marker's metadata can be anything
+            raise NotebookError(f"{path}: jupytext could not read it ({_first_line(exc)})") from exc
         starts = _percent_cell_starts(text, len(nb.cells))
     else:
         raise NotebookError(f"{path}: expected a .py (Jupytext percent) or .ipynb notebook")
     cells = []
     for number, (cell, start) in enumerate(zip(nb.cells, starts, strict=True), start=1):
-        if cell.cell_type == "code":
-            tags = tuple(cell.get("metadata", {}).get("tags", ()))
-            cells.append(CodeCell(number, cell.source, tags, start))
+        cell_type, source, tags = _checked_cell(path, number, cell)
+        if cell_type == "code":
+            cells.append(CodeCell(number, source, tags, start))
     return cells
+
+
+def _checked_cell(path: Path, number: int, cell: object) -> tuple[str, str, tuple[str, ...]]:
+    """A cell's type, source and tags, each checked: a notebook file can hold anything."""
+    where = f"{path}: cell {number}"
+    if not isinstance(cell, dict):
+        raise NotebookError(f"{where} is not a cell object")
+    cell_type, source = cell.get("cell_type"), cell.get("source", "")
+    if not isinstance(cell_type, str):
+        raise NotebookError(f"{where}: its 'cell_type' is not text")
+    if isinstance(source, list) and all(isinstance(line, str) for line in source):
+        source = "".join(source)
+    if not isinstance(source, str):
+        raise NotebookError(f"{where}: its 'source' is not text")
+    metadata = cell.get("metadata", {})
+    tags = metadata.get("tags", []) if isinstance(metadata, dict) else None
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        raise NotebookError(f"{where}: its metadata 'tags' are not a list of text")
+    return cell_type, source, tuple(tags)
 
 
 def _first_line(exc: BaseException) -> str:

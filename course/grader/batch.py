@@ -53,8 +53,25 @@ def safe_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "student"
 
 
-def grade_one(path: Path, out: Path, course: Course, options: Options) -> StudentResult:
-    name = safe_name(path)
+def unique_names(paths: list[Path]) -> dict[Path, str]:
+    """A distinct output name per student: ``alice.zip`` and a folder ``alice`` (or ``a b``
+    and ``a_b``) must never write into, and overwrite, the same report folder."""
+    names: dict[Path, str] = {}
+    taken: set[str] = set()
+    for path in paths:
+        base = name = safe_name(path)
+        number = 1
+        while name.lower() in taken:
+            number += 1
+            name = f"{base}-{number}"
+        taken.add(name.lower())
+        names[path] = name
+    return names
+
+
+def grade_one(path: Path, out: Path, course: Course, options: Options,
+              name: str | None = None) -> StudentResult:
+    name = name or safe_name(path)
     result = StudentResult(name)
     start = time.monotonic()
     folder = out / "students" / name
@@ -79,6 +96,17 @@ def grade_one(path: Path, out: Path, course: Course, options: Options) -> Studen
         (folder / "problem.txt").write_text(result.error + "\n", encoding="utf-8")
     result.seconds = time.monotonic() - start
     return result
+
+
+def exposed_warning(directory: Path) -> str:
+    """Without private mounts, a class folder other users may read is open to every run."""
+    from course.grader.sandbox import isolation
+
+    if isolation().mounts or directory.stat().st_mode & 0o005 == 0:
+        return ""
+    return (f"warning: this machine allows no private mounts, so student code can read any "
+            f"file other users may read; {directory} is readable by other users, so each "
+            f"submission could read the others: `chmod o-rx {directory}` first")
 
 
 class Progress:
@@ -114,11 +142,16 @@ def grade_all(directory: Path, out: Path, course: Course, options: Options, jobs
         return 2
     todo = students(directory)
     out.mkdir(parents=True, exist_ok=True)
+    warning = exposed_warning(directory)
+    if warning:
+        print(warning, file=stream)
     jobs = jobs or os.cpu_count() or 1
     progress = Progress(len(todo), stream)
     results: list[StudentResult] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(grade_one, path, out, course, options) for path in todo]
+        names = unique_names(todo)
+        futures = [pool.submit(grade_one, path, out, course, options, names[path])
+                   for path in todo]
         for future in as_completed(futures):
             result = future.result()
             results.append(result)

@@ -25,6 +25,17 @@ from typing import Any
 NONCE_BYTES = 32
 MAX_RECORD = 256 * 1024  # a longer line is not ours: drop it
 MAX_STREAM = 32 * 1024 * 1024  # stop listening after this much, whatever arrives
+MAX_IDS = 10_000  # test ids in one `collected` record
+# Each kind of record, and the type of each field it may carry. A record with another
+# kind, a missing `t`, or a field of another type is dropped and counted as rejected:
+# code in the worker can reach the nonce, so a signed record proves nothing about shape.
+FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "collected": {"ids": (list,)},
+    "start": {"id": (str,)},
+    "result": {"id": (str,), "outcome": (str,), "message": (str,)},
+    "done": {"status": (str,), "exitstatus": (int, type(None))},
+}
+REQUIRED = {"collected": ("ids",), "start": ("id",), "result": ("id", "outcome"), "done": ("status",)}
 
 
 def new_nonce() -> str:
@@ -79,6 +90,7 @@ class RecordReader:
     buffer: bytearray = field(default_factory=bytearray)
     received: int = 0
     rejected: int = 0
+    problems: list[str] = field(default_factory=list)  # why records were dropped (first few)
 
     def feed(self, data: bytes) -> Iterator[dict[str, Any]]:
         self.received += len(data)
@@ -97,15 +109,21 @@ class RecordReader:
             record = self._parse(line)
             if record is None:
                 self.rejected += 1
-            else:
+                continue
+            problem = invalid(record)
+            if problem is None:
                 yield record
+            else:
+                self.rejected += 1
+                if len(self.problems) < 5:
+                    self.problems.append(problem)
 
     def _parse(self, line: bytes) -> dict[str, Any] | None:
         if len(line) > MAX_RECORD:
             return None
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             return None
         if not isinstance(record, dict):
             return None
@@ -113,3 +131,22 @@ class RecordReader:
         if not isinstance(nonce, str) or not hmac.compare_digest(nonce, self.nonce):
             return None
         return record
+
+
+def invalid(record: dict[str, Any]) -> str | None:
+    """What is wrong with a correctly signed record's shape, or None if nothing is."""
+    kind = record.get("t")
+    if not isinstance(kind, str) or kind not in FIELDS:
+        return f"a record of unknown kind {str(kind)[:40]!r}"
+    for name in REQUIRED[kind]:
+        if name not in record:
+            return f"a {kind!r} record without {name!r}"
+    for name, types in FIELDS[kind].items():
+        value = record.get(name)
+        if name in record and (not isinstance(value, types) or isinstance(value, bool)):
+            return f"a {kind!r} record whose {name!r} is a {type(value).__name__}"
+    if kind == "collected":
+        ids: list[Any] = record["ids"]
+        if len(ids) > MAX_IDS or not all(isinstance(i, str) for i in ids):
+            return "a 'collected' record whose 'ids' are not a list of test ids"
+    return None

@@ -18,6 +18,7 @@ import secrets
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -27,8 +28,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from course.grader import jail
 from course.grader.channel import RecordReader, new_nonce
-from course.grader.jail import SETUP_FAILED, closed_ancestors, interpreter_paths
+from course.grader.jail import SETUP_FAILED
 from course.grader.layout import Course, read_only
 
 SANDBOX_ENV = "COURSE_GRADER_SANDBOX"  # set inside every run; check() is a no-op there
@@ -61,8 +63,13 @@ class Isolation:
     network: bool
     mounts: bool
     userns: bool
+    pid: bool = False
+    problem: str | None = None  # set when no sandbox at all could start here
+    packages: tuple[str, ...] = (jail.PACKAGE,)  # the `course` folders a run imports from
 
     def describe(self, limits: Limits) -> list[str]:
+        if self.problem:
+            return [f"the sandbox could not be set up on this machine: {self.problem}"]
         notes = [
             f"limits: {limits.exercise_timeout:g} s per exercise, {limits.total_timeout:g} s "
             f"per submission, {limits.memory_mb} MB memory, {limits.processes} processes",
@@ -75,27 +82,28 @@ class Isolation:
             notes.append("network: loopback only")
         else:
             notes.append("network: NOT isolated (no network namespaces allowed here)")
-        notes.append("answers hidden by a private mount" if self.mounts
-                     else "no private mounts here: the course folder was visible to student code")
+        if self.mounts:
+            notes.append(f"files: a private file system showing only Python, the grader's "
+                         f"code and this run's files; private /tmp, /var/tmp and /dev/shm, "
+                         f"{limits.work_mb} MB in all")
+        else:
+            notes.append("files: NO private mounts here; student code could read every file "
+                         "on this machine that its user may read (other submissions too, "
+                         "if their folders allow it)")
+        if self.pid:
+            notes.append("processes: a private process list; nothing else running is visible")
         return notes
 
 
 @cache
 def isolation() -> Isolation:
-    done = subprocess.run(
-        [sys.executable, "-I", "-m", "course.grader.jail", "--probe"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
-    try:
-        found: dict[str, bool] = json.loads(done.stdout)
-    except ValueError:
-        found = {}
-    root = os.geteuid() == 0
-    if root:
-        return Isolation(found.get("uid", False), found.get("net", False),
-                         found.get("mount", False), False)
-    userns = found.get("userns_net", False) and found.get("userns_mount", False)
-    return Isolation(False, userns, userns, userns)
+    """Probe once per grader process (a few short Python starts)."""
+    found = jail.probe()
+    problem = found.get("problem")
+    return Isolation(bool(found.get("uid")), bool(found.get("net")), bool(found.get("mount")),
+                     bool(found.get("userns")), bool(found.get("pid")),
+                     str(problem) if problem else None,
+                     tuple(found.get("packages") or (jail.PACKAGE,)))
 
 
 class Watcher(Protocol):
@@ -112,12 +120,21 @@ class RunResult:
     output_bytes: int = 0
     setup_failed: bool = False
     seconds: float = 0.0
+    rejected: list[str] = field(default_factory=list)  # why channel records were dropped
+
+    def _rejected_note(self) -> str:
+        if not self.rejected:
+            return ""
+        return f"; the grader dropped malformed result records ({'; '.join(self.rejected[:3])})"
 
     @property
     def done(self) -> dict[str, Any] | None:
         return next((r for r in self.records if r.get("t") == "done"), None)
 
     def how_it_ended(self) -> str:
+        return self._how_it_ended() + self._rejected_note()
+
+    def _how_it_ended(self) -> str:
         if self.killed_for:
             return self.killed_for.replace("timeout:", "out of time in exercise ")
         if self.done is not None and self.done.get("status") == "tampered":
@@ -142,14 +159,17 @@ class Scratch:
     """
 
     def __init__(self, base: Path, uid: int | None) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+        # Resolved: the sandbox binds this exact path into its own file system.
+        self.path = Path(tempfile.mkdtemp(prefix="run-", dir=base)).resolve()
         self.uid = uid
         self.submission = self.path / "submission"
         self.tests = self.path / "tests"
         self.work = self.path / "work"
         self.ini = self.path / "pytest.ini"
+        self.stage = self.path / "stage"  # where the sandbox builds its root (a mount point)
         self.submission.mkdir()
         self.work.mkdir()
+        self.stage.mkdir()
 
     def seal(self) -> None:
         read_only(self.submission)
@@ -165,8 +185,12 @@ class Scratch:
     def remove(self) -> None:
         for folder, dirs, _ in os.walk(self.path):
             for name in dirs:
-                with contextlib.suppress(OSError):
-                    os.chmod(os.path.join(folder, name), 0o700)
+                path = os.path.join(folder, name)
+                # Never through a link: without private mounts, `work/x -> /etc` is the
+                # student's, and chmod as root would follow it.
+                if not os.path.islink(path):
+                    with contextlib.suppress(OSError):
+                        os.chmod(path, 0o700)
         shutil.rmtree(self.path, ignore_errors=True)
 
 
@@ -201,16 +225,21 @@ def jail_config(course: Course, scratch: Scratch, limits: Limits, cpu_seconds: f
         "core": 0,
     }
     if scratch.uid is not None:
-        rlimits["nproc"] = limits.processes  # counted per uid: only meaningful for a fresh uid
+        rlimits["nproc"] = limits.processes  # counted per uid: exact for a fresh uid
+    else:
+        # Under the grading user's own uid the count includes all of that user's processes
+        # (this grader, other runs): a loose cap, but a fork bomb stays bounded.
+        rlimits["nproc"] = _processes_of(os.getuid()) + limits.processes
     config: dict[str, Any] = {"rlimits": rlimits, "cwd": str(scratch.work)}
     if iso.userns:
         config["userns"] = True
     if iso.network and limits.isolate_network:
         config["net"] = True
     if iso.mounts:
-        config.update(hide=course.hidden_paths(), work=str(scratch.work), work_mb=limits.work_mb,
-                      copy_in=copy_in, stage=str(scratch.path / "stage"),
-                      expose=closed_ancestors(interpreter_paths()))
+        config.update(root=str(scratch.stage), pid=iso.pid, work=str(scratch.work),
+                      work_mb=limits.work_mb, copy_in=copy_in, hide=course.hidden_paths(),
+                      binds=[*jail.SYSTEM_PATHS, *jail.interpreter_paths(), *iso.packages,
+                             str(scratch.path)])
     elif copy_in:
         for source in copy_in:
             shutil.copy(source, scratch.work)
@@ -218,12 +247,19 @@ def jail_config(course: Course, scratch: Scratch, limits: Limits, cpu_seconds: f
                 os.chown(scratch.work / Path(source).name, scratch.uid, scratch.uid)
     if scratch.uid is not None:
         config.update(uid=scratch.uid, gid=scratch.uid)
+    # Checked as the run's user, in its own file system: if it cannot reach these, the
+    # sandbox says why, instead of a run that fails in a way that looks like the student's.
+    config["need"] = [sys.executable, *iso.packages]
     return config
 
 
 def run(course: Course, scratch: Scratch, pytest_args: list[str], limits: Limits,
         deadline: float, watcher: Watcher, copy_in: list[str] | None = None) -> RunResult:
     """Run ``pytest_args`` in the sandbox until it ends, the watcher objects, or the deadline."""
+    problem = isolation().problem
+    if problem:
+        return RunResult(exit_code=SETUP_FAILED, setup_failed=True,
+                         output=f"sandbox setup failed: {problem}")
     read_fd, write_fd = os.pipe()
     nonce_read, nonce_write = os.pipe()
     nonce = new_nonce()
@@ -249,12 +285,16 @@ def run(course: Course, scratch: Scratch, pytest_args: list[str], limits: Limits
         os.close(write_fd)
         os.close(nonce_read)
     result = RunResult()
+    reader = RecordReader(nonce)
+    result.rejected = reader.problems
     try:
         assert proc.stdout is not None
-        _listen(proc, proc.stdout.fileno(), read_fd, RecordReader(nonce), watcher, deadline,
+        _listen(proc, proc.stdout.fileno(), read_fd, reader, watcher, deadline,
                 limits.output_kb * 1024, result)
     finally:
         kill_tree(proc, scratch.uid)
+        if scratch.uid is not None and not config.get("root"):
+            remove_leftovers(scratch.uid)
         os.close(read_fd)
         if proc.stdout is not None:
             proc.stdout.close()
@@ -338,6 +378,40 @@ def kill_uid(uid: int) -> None:
         # Children that called setsid() left the group; as their uid, kill(-1) finds them.
         subprocess.run([sys.executable, "-I", "-m", "course.grader.jail", "--kill-uid", str(uid)],
                        timeout=30, check=False, capture_output=True)
+
+
+SHARED_TEMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def remove_leftovers(uid: int) -> None:
+    """Without private mounts, delete what a throwaway uid left in the shared temp folders.
+
+    The uid is this run's alone and its processes are dead, so everything it owns there
+    is its leftovers: files another run could read, or that fill the disk or RAM.
+    """
+    for top in SHARED_TEMP:
+        # Only the top level: below it the uid can only write into folders it made.
+        with contextlib.suppress(OSError), os.scandir(top) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    info = entry.stat(follow_symlinks=False)
+                    if info.st_uid != uid:
+                        continue
+                    if stat.S_ISDIR(info.st_mode):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+
+
+def _processes_of(uid: int) -> int:
+    """How many processes (threads count too, for RLIMIT_NPROC) ``uid`` runs now."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(os.path.join(entry.path, "task")))
+    return count
 
 
 def _uid_has_processes(uid: int) -> bool:

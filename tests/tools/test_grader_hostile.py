@@ -10,8 +10,10 @@ everything they earn on their merits.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -58,12 +60,22 @@ EXPECTED: dict[str, tuple[int | None, ...]] = {
     "partly_correct": (3, 0, 0, 0),  # add keeps its points beside os._exit and a loop
     "detached_daemon": (3, 1, 3, 1),  # right answers; the stray process is killed
     "ships_conftest": (0, 1, 3, 1),  # its conftest.py, tests and pytest.ini are ignored
-    "zip_traversal": (3, 1, 3, 1),
+    "zip_traversal": (3, 1, 3, 1),  # ../ and absolute paths are refused, the rest graded
+    # It searches /proc, /tmp, the course and the (world-readable) class folder for a
+    # right `add` to copy, and /tmp, /var/tmp, /dev/shm for other runs' files: none is there.
+    "reads_classmates": (0, 1, 3, 1),
+    # Signed records of the wrong shape (an id that is a list, ...) are dropped, not a crash.
+    "forges_malformed_records": (0, 1, 3, 1),
+    # Malformed input is a report: each costs its own points, and grade-all goes on.
+    "tags_number": (0, 0, 0, 0),
+    "zip_of_copies": (0, 0, 0, 0),
+    # Named to collide with a classmate's output folder: each keeps its own report.
+    "partly_correct-2": (3, 1, 3, 1),
     # The worker's answer loop replaced by one that answers 5 to every probe: the judge's
     # inputs are random, so 5 is wrong (and greet's and counter's probes get 5 too).
     "forges_replies": (0, 0, 0, 1),
     # From the worker there is no pytest item, judge frame or report to reach.
-    "reads_the_judge": (0, 1, 3, 1),  # ../ and absolute paths are refused, the rest graded
+    "reads_the_judge": (0, 1, 3, 1),
 }
 KEYS = ("00_fixture:add", "00_fixture:greet", "00_fixture:counter",
         "00_fixture:runs_top_to_bottom")
@@ -96,6 +108,16 @@ def _class_folder(root: Path) -> Path:
     (ships / "tests" / "test_00_fixture.py").write_text(SHIPPED_TEST)
     (ships / "test_00_fixture.py").write_text(SHIPPED_TEST)
     (ships / "pytest.ini").write_text(SHIPPED_INI)
+    (klass / "tags_number").mkdir()
+    (klass / "tags_number" / "00_fixture.ipynb").write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5,
+        "metadata": {}, "cells": [{"cell_type": "code", "source": "x = 1",
+                                   "metadata": {"tags": 5}}]}))
+    with zipfile.ZipFile(klass / "zip_of_copies.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for number in range(20):  # 100 MB uncompressed, 100 KB as a zip: one is read
+            archive.writestr(f"00_fixture ({number}).py", "# %%\n" + "#" * (5 * 2**20 - 10))
+    # safe_name() gives "partly_correct" for this one too: it must not overwrite that report.
+    with zipfile.ZipFile(klass / "partly_correct.zip", "w") as archive:
+        archive.writestr("00_fixture.py", SOLUTION.read_text())
     with zipfile.ZipFile(klass / "zip_traversal.zip", "w") as archive:
         archive.writestr("../../escaped/00_fixture.py", "# %%\nx = 1\n")
         archive.writestr("/abs/00_fixture.py", "# %%\nx = 1\n")
@@ -103,15 +125,37 @@ def _class_folder(root: Path) -> Path:
     return klass
 
 
+SPY_SHM_KEY = 0x5EC2E7  # the System V shared memory key reads_classmates uses
+
+
+def _leftovers() -> set[str]:
+    found = set()
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(folder):
+            found |= {f"{folder}/{n}" for n in os.listdir(folder) if n.startswith("course-spy-")}
+    if os.path.isfile("/proc/sysvipc/shm"):
+        with open("/proc/sysvipc/shm") as table:
+            keys = {line.split()[0] for line in table.readlines()[1:] if line.split()}
+        found |= {"shared memory"} if str(SPY_SHM_KEY) in keys else set()
+    return found
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("hostile")
-    out = root / "out"
-    options = Options(limits=LIMITS, cache_dir=root / "cache")
-    status = grade_all(_class_folder(root), out, Course.at(FIXTURE), options, jobs=3)
-    summary = json.loads((out / "summary.json").read_text())
-    return {"status": status, "out": out, "root": root,
-            "students": {s["student"]: s for s in summary}}
+def graded() -> Any:
+    # Readable by every user, as a teacher's download folder often is: only the sandbox's
+    # own file system keeps one student from another here.
+    root = Path(tempfile.mkdtemp(prefix="hostile-class-")).resolve()
+    os.chmod(root, 0o755)
+    before = _leftovers()
+    try:
+        out = root / "out"
+        options = Options(limits=LIMITS, cache_dir=root / "cache")
+        status = grade_all(_class_folder(root), out, Course.at(FIXTURE), options, jobs=3)
+        summary = json.loads((out / "summary.json").read_text())
+        yield {"status": status, "out": out, "root": root, "leftovers": _leftovers() - before,
+               "students": {s["student"]: s for s in summary}}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_the_batch_worked(graded: dict[str, Any]) -> None:
@@ -181,6 +225,10 @@ def test_huge_output_is_capped_and_the_grader_survives(graded: dict[str, Any]) -
     text = (graded["out"] / "students" / "print_flood" / "report.txt").read_text()
     assert len(text) < 100_000
     assert re.search(r"add\s+3/3", text), text
+
+
+def test_nothing_is_left_in_shared_temporary_folders(graded: dict[str, Any]) -> None:
+    assert graded["leftovers"] == set()
 
 
 def test_the_untouched_fixture_files_are_intact() -> None:

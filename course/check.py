@@ -58,7 +58,11 @@ def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None =
         print("Next: replace its `raise NotImplementedError`, save, and run this cell again.")
         return
     options = engine.Options(exercises=(exercise_id,), run_notebook=False)
-    report = engine.grade(notebook, course, options)
+    try:
+        report = engine.grade(notebook, course, options)
+    except engine.GraderError as exc:  # the grader's own trouble, not the learner's work
+        print(f"The check could not run: {exc}")
+        return
     report.attach_hints({t.nodeid: t.hint for t in tests.tests})
     saved = time.time() - notebook.stat().st_mtime
     print(f"Checked {notebook.name} as last saved ({_ago(saved)}); save first to check new work.")

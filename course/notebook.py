@@ -17,9 +17,6 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-import jupytext
-import nbformat
-
 # Cells with this tag are demonstrations only: never imported, even if they define things.
 DEMO_TAG = "demo"
 
@@ -64,6 +61,8 @@ def read_cells(path: Path) -> list[CodeCell]:
         raise NotebookError(f"{path}: cannot read the file ({exc})") from exc
     if path.suffix == ".ipynb":
         try:
+            import nbformat  # here, not at the top: the judge imports this module, never reads
+
             nb = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
         except Exception as exc:  # nbformat raises several unrelated types for bad JSON
             raise NotebookError(f"{path}: not a valid .ipynb notebook ({_first_line(exc)})") from exc
@@ -72,6 +71,8 @@ def read_cells(path: Path) -> list[CodeCell]:
         starts: list[int | None] = [None] * len(nb.cells)
     elif path.suffix == ".py":
         try:
+            import jupytext  # about a second to import: only where a notebook is read
+
             nb = jupytext.reads(text, fmt="py:percent")
         except Exception as exc:  # a cell marker's metadata can be anything
             raise NotebookError(f"{path}: jupytext could not read it ({_first_line(exc)})") from exc

@@ -391,7 +391,12 @@ def packages() -> list[str]:
 
 
 def interpreter_paths() -> list[str]:
-    return [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))]
+    """Python and every package folder it imports from, wherever a .pth or the user site
+    put it (outside the prefix, a run would not find its packages)."""
+    sites = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")
+             and os.path.isdir(p)]
+    return list(dict.fromkeys([sys.base_prefix, sys.prefix,
+                               os.path.dirname(os.path.realpath(sys.executable)), *sites]))
 
 
 def closed_ancestors(paths: list[str]) -> list[list[str]]:

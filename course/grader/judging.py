@@ -103,12 +103,14 @@ def run(job: JudgeRun) -> Judged:
         judged.problem = "grading ran out of time for this submission"
         output = b""
     finally:
-        sandbox.kill_tree(proc, job.worker_scratch.uid)
+        uid = job.worker_scratch.uid
+        sandbox.kill_tree(proc, uid)
+        if uid is not None and not sandbox.isolation().mounts:
+            sandbox.remove_leftovers(uid)
     report = folder / REPORT
     if not report.is_file():
         if proc.returncode == SETUP_FAILED:
-            raise SetupFailed(
-                "the sandbox could not start: " + output.decode("utf-8", "replace")[-2000:])
+            raise SetupFailed(output.decode("utf-8", "replace").strip()[-2000:])
         if not judged.timed_out:
             judged.problem = ("the grader's judge stopped before it wrote its report: "
                               + output.decode("utf-8", "replace").strip()[-1500:])

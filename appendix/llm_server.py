@@ -59,8 +59,7 @@ print("the server is listening:", client.get("/health").json())
 # `mock-gpt`, `mock-gpt-mini`, `mock-claude`, `mock-claude-haiku` (chat) and `mock-embed`
 # (embeddings); `GET /v1/models` lists them.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 request = {
     "model": "mock-gpt",
     "messages": [{"role": "user", "content": "Why do retries need jitter?"}],
@@ -76,11 +75,13 @@ print(body["usage"])
 # `delta` carries the next words, then `data: [DONE]`. The joined deltas are exactly the
 # answer above: same request, same answer.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 deltas = []
 with client.stream(
-    "POST", "/v1/chat/completions", headers=openai_headers, json={**request, "stream": True}
+    "POST",
+    "/v1/chat/completions",
+    headers=openai_headers,
+    json={**request, "stream": True},
 ) as stream:
     for line in stream.iter_lines():
         if line.startswith("data: ") and line != "data: [DONE]":
@@ -95,8 +96,7 @@ assert "".join(deltas) == body["choices"][0]["message"]["content"]
 # API does. Its stream is made of *named* events: `message_start`, `content_block_delta`,
 # ..., `message_stop`.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 message = {
     "model": "mock-claude",
     "max_tokens": 60,
@@ -121,8 +121,7 @@ print(names.count("content_block_delta"), "content_block_delta events")
 # `POST /v1/embeddings` returns unit vectors seeded by the text: equal texts, equal vectors.
 # Their length is 64 unless the request asks for `dimensions`.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 data = client.post(
     "/v1/embeddings",
     headers=openai_headers,
@@ -137,19 +136,25 @@ for item in data:
 # fail with a 503 and the third succeeds, which is what a retry lesson needs. The counter
 # belongs to the `X-Mock-Key` you send, so every exercise can have its own.
 
-# %%
-# NBVAL_CHECK_OUTPUT
-flaky = {**openai_headers, "X-Mock-Scenario": "fail_first:2:503", "X-Mock-Key": "appendix"}
+# %% tags=["nbval-check-output"]
+flaky = {
+    **openai_headers,
+    "X-Mock-Scenario": "fail_first:2:503",
+    "X-Mock-Key": "appendix",
+}
 for attempt in range(1, 4):
     response = client.post("/v1/chat/completions", headers=flaky, json=request)
-    print(attempt, response.status_code, response.json().get("error", {}).get("message", "ok"))
+    print(
+        attempt,
+        response.status_code,
+        response.json().get("error", {}).get("message", "ok"),
+    )
 
 # %% [markdown]
 # Transport faults surface as the exceptions your code must handle: a stall becomes a
 # timeout, a dropped stream a protocol error.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 try:
     client.post(
         "/v1/chat/completions",
@@ -178,8 +183,7 @@ except httpx.RemoteProtocolError as error:
 # `prose_fence`). A server can also be started with `replies={marker: text}`: a prompt that
 # contains the marker gets that text, which suits code that cannot set headers.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 scripted = {
     **openai_headers,
     "X-Mock-Reply": json.dumps({"name": "Ada", "languages": ["Python"]}),
@@ -207,8 +211,7 @@ for record in server.log:
         f" {record.status!s:4} streamed={record.streamed!s:5} fault={record.fault}"
     )
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 retries = [record for record in server.log if record.key == "appendix"]
 print([(record.status, record.fault) for record in retries])
 
@@ -226,12 +229,17 @@ def table(heading: tuple[str, str], rows: list[tuple[str, str]]) -> HTML:
     """A two-column HTML table (renders the same in Jupyter and in the book)."""
     head = "".join(f"<th>{escape(cell)}</th>" for cell in heading)
     body = "".join(
-        f"<tr><td><code>{escape(key)}</code></td><td>{escape(text)}</td></tr>" for key, text in rows
+        f"<tr><td><code>{escape(key)}</code></td><td>{escape(text)}</td></tr>"
+        for key, text in rows
     )
     return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
-display(table(("scenario", "what the server does"), [(i.syntax, i.summary) for i in SCENARIOS]))
+display(
+    table(
+        ("scenario", "what the server does"), [(i.syntax, i.summary) for i in SCENARIOS]
+    )
+)
 
 # %%
 display(table(("request header", "meaning"), list(HEADERS.items())))

@@ -61,7 +61,11 @@
 # complains until a report three layers later:
 
 # %%
-raw = {"id": "chatcmpl-1", "model": "mock-gpt", "choices": [{"message": {"content": "Hi"}}]}
+raw = {
+    "id": "chatcmpl-1",
+    "model": "mock-gpt",
+    "choices": [{"message": {"content": "Hi"}}],
+}
 
 
 def tokens_used(response: dict) -> int:
@@ -104,8 +108,7 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(default=None, gt=0)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 request = ChatRequest(
     model="mock-gpt",
     messages=[{"role": "user", "content": "Name a prime."}],
@@ -145,8 +148,7 @@ ChatRequest(
 # - **`input`**: the value that failed, and **`ctx`**: the parameters of the rule, such as
 #   the limit `le=2.0`.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 try:
     ChatRequest(
         model="Mock GPT",
@@ -205,8 +207,7 @@ body = b"""{"id": "chatcmpl-7", "model": "mock-gpt", "object": "chat.completion"
               "finish_reason": "stop"}],
  "usage": {"prompt_tokens": 12, "completion_tokens": 2}}"""
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 completion = ChatCompletion.model_validate_json(body)
 print(completion.choices[0].message.content, completion.usage.completion_tokens)
 print(completion.model_dump(include={"id", "usage"}))
@@ -268,7 +269,9 @@ class CompletionRequest(BaseModel):
     @model_validator(mode="after")
     def fits_the_window(self) -> Self:
         if self.max_tokens > CONTEXT_WINDOW[self.model]:
-            raise ValueError(f"max_tokens {self.max_tokens} exceeds {self.model}'s window")
+            raise ValueError(
+                f"max_tokens {self.max_tokens} exceeds {self.model}'s window"
+            )
         return self
 
     @computed_field
@@ -277,9 +280,10 @@ class CompletionRequest(BaseModel):
         return round(self.max_tokens / 1000 * PRICE_PER_1K[self.model], 6)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
-req = CompletionRequest(model=" Mock-GPT-Mini ", prompt="Hi", max_tokens=1000, stop="\n,END")
+# %% tags=["nbval-check-output"]
+req = CompletionRequest(
+    model=" Mock-GPT-Mini ", prompt="Hi", max_tokens=1000, stop="\n,END"
+)
 print(req.model, req.stop, req.max_cost_usd)
 print(req.model_dump(exclude={"created"}))
 
@@ -305,8 +309,7 @@ CompletionRequest(model="mock-gpt-mini", prompt="Hi", max_tokens=5000)
 # (`ConfigDict(strict=True)`), one field (`Field(strict=True)`) or one call
 # (`model_validate(data, strict=True)`).
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from pydantic import ConfigDict
 
 
@@ -344,8 +347,7 @@ except ValidationError as exc:
 # work, with a `PydanticDeprecatedSince20` warning, and they will be removed in v3. One of
 # them does something worse than warn:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import warnings
 
 from pydantic import validator
@@ -366,7 +368,8 @@ with warnings.catch_warnings(record=True) as caught:
         class Config:  # v1: model_config = ConfigDict(...) in v2
             anystr_lower = True  # v1 name; v2 calls it str_to_lower
 
-    message = LegacyMessage.parse_obj({"role": "USER", "content": "Hi"})  # v1: model_validate
+    # v1: model_validate
+    message = LegacyMessage.parse_obj({"role": "USER", "content": "Hi"})
     print(message.dict())  # v1: model_dump
 
 for warning in caught:
@@ -433,8 +436,7 @@ tool_call_adapter = TypeAdapter(ToolCall)
 # `TypeAdapter` gives any type (not just a model) the `validate_python`,
 # `validate_json` and `dump_json` methods. Dispatch with `match` on the class:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def run_tool(call: GetWeather | SearchDocs | Escalate) -> str:
     match call:
         case GetWeather(city=city, unit=unit):
@@ -453,18 +455,22 @@ for raw_call in ['{"tool": "search_docs", "query": "refund policy", "top_k": 3}'
 # The payoff is in the errors. With the discriminator, a bad call reports one problem
 # in the tool it names, or says the tool does not exist:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 PlainUnion = TypeAdapter(GetWeather | SearchDocs | Escalate)
 
 for raw_call in ['{"tool": "search_docs", "query": "refunds", "top_k": 500}',
                  '{"tool": "delete_database"}']:
-    for name, adapter in (("discriminated", tool_call_adapter), ("plain union", PlainUnion)):
+    for name, adapter in (
+        ("discriminated", tool_call_adapter),
+        ("plain union", PlainUnion),
+    ):
         try:
             adapter.validate_json(raw_call)
         except ValidationError as exc:
-            print(f"{name:14} {exc.error_count()} errors, first: "
-                  f"{exc.errors()[0]['loc']} {exc.errors()[0]['type']}")
+            print(
+                f"{name:14} {exc.error_count()} errors, first: "
+                f"{exc.errors()[0]['loc']} {exc.errors()[0]['type']}"
+            )
 
 # %% [markdown]
 # A plain union tries every member and reports why each one failed: one mistake in
@@ -492,7 +498,9 @@ from course.llm_server import LLMServer
 
 server = LLMServer()
 server.start()
-client = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"})
+client = httpx.Client(
+    base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"}
+)
 
 # %%
 verdict = '{"label": "refund_request", "confidence": 0.92, "needs_human": false}'
@@ -501,15 +509,19 @@ verdict = '{"label": "refund_request", "confidence": 0.92, "needs_human": false}
 def ask(style: str) -> str:
     response = client.post(
         "/v1/chat/completions",
-        json={"model": "mock-gpt", "messages": [{"role": "user", "content": "Classify this ticket."}]},
+        json={
+            "model": "mock-gpt",
+            "messages": [{"role": "user", "content": "Classify this ticket."}],
+        },
         headers={"X-Mock-Reply": verdict, "X-Mock-Reply-Style": style},
     )
     response.raise_for_status()
-    return ChatCompletion.model_validate_json(response.content).choices[0].message.content
+    return (
+        ChatCompletion.model_validate_json(response.content).choices[0].message.content
+    )
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for style in ("plain", "fence", "prose", "prose_fence"):
     print(f"--- {style}\n{ask(style)}")
 
@@ -529,7 +541,8 @@ _decoder = json.JSONDecoder()
 
 
 def extract_json(text: str) -> str:
-    """The JSON in a model's answer: the whole text, a fenced block, or the first object."""
+    """The JSON in a model's answer: the whole text, a fenced block, or the first
+    object."""
     candidates = [text.strip(), *(m.group(1) for m in FENCE.finditer(text))]
     candidates += [text[i:] for i, ch in enumerate(text) if ch in "{["]
     for candidate in candidates:
@@ -541,8 +554,7 @@ def extract_json(text: str) -> str:
     raise ValueError(f"no JSON value in the model's answer: {text[:80]!r}")
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class TicketLabel(BaseModel):
     label: Literal["refund_request", "bug_report", "question", "other"]
     confidence: float = Field(ge=0, le=1)
@@ -560,17 +572,21 @@ for style in ("plain", "fence", "prose", "prose_fence"):
 # Schema you can paste into the prompt, and providers' structured-output modes accept it
 # directly.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 bad = client.post(
     "/v1/chat/completions",
     json={"model": "mock-gpt", "messages": [{"role": "user", "content": "Classify."}]},
-    headers={"X-Mock-Reply": '{"label": "complaint", "confidence": 1.4}', "X-Mock-Reply-Style": "fence"},
+    headers={
+        "X-Mock-Reply": '{"label": "complaint", "confidence": 1.4}',
+        "X-Mock-Reply-Style": "fence",
+    },
 ).json()["choices"][0]["message"]["content"]
 try:
     TicketLabel.model_validate_json(extract_json(bad))
 except ValidationError as exc:
-    feedback = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    feedback = "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+    )
     print("Your JSON was invalid:", feedback)
 
 # %%
@@ -608,7 +624,12 @@ class HitModel(BaseModel):
 
 
 records = [
-    {"doc_id": f"doc-{i}", "score": (i % 100) / 100, "text": "lorem ipsum " * 4, "page": i % 300 + 1}
+    {
+        "doc_id": f"doc-{i}",
+        "score": (i % 100) / 100,
+        "text": "lorem ipsum " * 4,
+        "page": i % 300 + 1,
+    }
     for i in range(20_000)
 ]
 hits_json = json.dumps(records).encode()
@@ -621,16 +642,28 @@ def timed(label: str, build: Callable[[], Sized], runs: int = 3) -> None:
         start = time.perf_counter()
         result = build()
         best = min(best, time.perf_counter() - start)
-    print(f"{label:38} {best * 1000:6.1f} ms  {best / len(result) * 1e6:5.2f} µs/record")
+    print(
+        f"{label:38} {best * 1000:6.1f} ms  {best / len(result) * 1e6:5.2f} µs/record"
+    )
 
 
 # %%
 timed("dataclass(**d)", lambda: [HitDC(**r) for r in records])
-timed("HitModel.model_validate(d), one by one", lambda: [HitModel.model_validate(r) for r in records])
-timed("hits_adapter.validate_python(list)", lambda: hits_adapter.validate_python(records))
+timed(
+    "HitModel.model_validate(d), one by one",
+    lambda: [HitModel.model_validate(r) for r in records],
+)
+timed(
+    "hits_adapter.validate_python(list)", lambda: hits_adapter.validate_python(records)
+)
 timed("json.loads + dataclass", lambda: [HitDC(**r) for r in json.loads(hits_json)])
-timed("hits_adapter.validate_json(bytes)", lambda: hits_adapter.validate_json(hits_json))
-timed("HitModel.model_construct(**d)", lambda: [HitModel.model_construct(**r) for r in records])
+timed(
+    "hits_adapter.validate_json(bytes)", lambda: hits_adapter.validate_json(hits_json)
+)
+timed(
+    "HitModel.model_construct(**d)",
+    lambda: [HitModel.model_construct(**r) for r in records],
+)
 
 # %% [markdown]
 # Your numbers depend on the machine; read the proportions. Typically:
@@ -690,10 +723,11 @@ class ServiceSettings(BaseSettings):
 # arrives as a string and is converted (lax mode is exactly right here). To keep the
 # demonstration tidy, work in a scratch folder and put the environment back afterwards.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 scratch = Path(tempfile.mkdtemp())
-(scratch / ".env").write_text("DEMO_API_KEY=sk-from-dotenv-123\nDEMO_TIMEOUT_S=12\nEDITOR=vim\n")
+(scratch / ".env").write_text(
+    "DEMO_API_KEY=sk-from-dotenv-123\nDEMO_TIMEOUT_S=12\nEDITOR=vim\n"
+)
 previous_dir = Path.cwd()
 os.chdir(scratch)
 os.environ["DEMO_RETRY__ATTEMPTS"] = "5"
@@ -708,8 +742,7 @@ print(repr(settings))
 # shows as `**********`: `SecretStr` masks its value in `repr`, `str` and JSON. The
 # code that needs the key asks for it explicitly:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(settings.api_key)
 print(settings.model_dump_json())
 print(settings.api_key.get_secret_value()[:8] + "...")
@@ -727,8 +760,7 @@ class KeyedSettings(BaseSettings):
 
 os.environ["DEMO_API_KEY"] = "sk-short-but-secret"
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 try:
     KeyedSettings()
 except ValidationError as exc:
@@ -743,15 +775,17 @@ except ValidationError as exc:
 # with one variable. `_env_file` (a constructor argument) overrides `env_file` for one
 # call, and when given several files, **later files win**:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 (scratch / ".env.prod").write_text("DEMO_MODEL_NAME=mock-gpt\nDEMO_TIMEOUT_S=60\n")
 (scratch / ".env.dev").write_text("DEMO_MODEL_NAME=mock-gpt-mini\n")
 del os.environ["DEMO_TIMEOUT_S"], os.environ["DEMO_API_KEY"]
 
 for profile in ("dev", "prod"):
     s = ServiceSettings(_env_file=(scratch / ".env", scratch / f".env.{profile}"))
-    print(f"{profile:5} model={s.model_name} timeout={s.timeout_s} attempts={s.retry.attempts}")
+    print(
+        f"{profile:5} model={s.model_name} timeout={s.timeout_s} "
+        f"attempts={s.retry.attempts}"
+    )
 
 # %% [markdown]
 # Nothing in the code says "if prod": the file does. Secrets follow the same path but

@@ -13,7 +13,8 @@ and becomes, in ``exercises/``::
         raise NotImplementedError("Write count_tokens(): see the instructions above.")
 
 Lines inside the region that start with ``# STUB:`` replace the ``raise`` when a stub
-needs a different shape (a class attribute, a starting value). A whole cell tagged
+needs a different shape (a class attribute, a starting value); spaces after ``# STUB: ``
+indent a stub line further. A whole cell tagged
 ``solution`` (say, a markdown cell that discusses the answer) is left out of the exercise.
 """
 
@@ -78,7 +79,10 @@ def make_exercise(solution_text: str, source_name: str = "solution") -> str:
             continue
         if region_start is not None:
             if stripped.startswith(STUB):
-                stub_lines.append(region_indent + stripped[len(STUB):].strip())
+                # One space after the marker is the separator; more is the stub's own
+                # indentation, so a stub can span lines (a def and its body).
+                stub = stripped[len(STUB):]
+                stub_lines.append(region_indent + stub.removeprefix(" ").rstrip())
             continue
         match = _DEFINITION.match(line)
         if match:
@@ -102,12 +106,15 @@ def _raise_line(enclosing: list[tuple[int, str]]) -> str:
 
 
 def _insert_note(text: str) -> str:
-    """Put the 'generated' note after the Jupytext YAML header, where Jupyter shows it."""
+    """Put the 'generated' note after the Jupytext YAML header, where Jupyter shows it
+    (and the book does not)."""
     if text.startswith("# ---\n"):
         end = text.find("\n# ---\n", 5)
         if end != -1:
             cut = end + len("\n# ---\n")
-            return text[:cut] + "\n# %% [markdown]\n" + GENERATED_NOTE.replace("# ", "# > ", 1) + text[cut:]
+            # remove-cell: a note for whoever edits the file, kept out of the book's page.
+            note = GENERATED_NOTE.replace("# ", "# > ", 1)
+            return text[:cut] + '\n# %% [markdown] tags=["remove-cell"]\n' + note + text[cut:]
     return GENERATED_NOTE + text
 
 

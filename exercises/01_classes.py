@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -119,7 +119,8 @@ class LLMProvider(ABC):
 
     def __init_subclass__(cls, *, key: str | None = None, **kwargs: Any) -> None:
         """Exercise 2: register a subclass declared with a key; see the instructions."""
-        super().__init_subclass__(**kwargs)  # exercise 2: register cls under its key
+        # exercise 2: register cls under its key
+        super().__init_subclass__(**kwargs)
 
     def __init__(self, model: str) -> None:
         """Store the model name; an empty or blank name is a ValueError."""
@@ -137,7 +138,9 @@ class LLMProvider(ABC):
     # TODO: make count_tokens abstract, like complete above
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` is for this provider's tokenizer."""
-        raise NotImplementedError("Make LLMProvider.count_tokens abstract: see above.")
+        raise NotImplementedError(
+            "Make LLMProvider.count_tokens abstract: see above."
+        )
 
     def prompt_tokens(self, prompt: Prompt) -> int:
         """The tokens of every message in ``prompt``, counted with ``count_tokens``."""
@@ -261,7 +264,8 @@ class EchoProvider(LLMProvider, key="echo"):
 
 
 class ScriptedProvider(LLMProvider, key="scripted"):
-    """Plays back ``replies`` in order and records each prompt; ~4 characters per token."""
+    """Plays back ``replies`` in order and records each prompt; ~4 characters per token.
+    """
 
     prompts: list[Prompt]  # every prompt received, oldest first: one list per instance
 
@@ -274,7 +278,8 @@ class ScriptedProvider(LLMProvider, key="scripted"):
         raise NotImplementedError("Write ScriptedProvider.count_tokens(): see the instructions above.")
 
     def complete(self, prompt: Prompt) -> Completion:
-        """Record ``prompt``, then return the next scripted reply (RuntimeError when none)."""
+        """Record ``prompt``, then return the next scripted reply (RuntimeError when
+        none)."""
         raise NotImplementedError("Write ScriptedProvider.complete(): see the instructions above.")
 
 
@@ -315,7 +320,8 @@ check("concrete_providers")
 
 @dataclass(frozen=True)
 class ProviderConfig:
-    """Which provider to build: ``provider`` is a registry key, ``options`` go to its class."""
+    """Which provider to build: ``provider`` is a registry key, ``options`` go to its
+    class."""
 
     provider: str
     model: str
@@ -323,7 +329,8 @@ class ProviderConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Build a config from a plain dict; a missing or unknown key is a ValueError."""
+        """Build a config from a plain dict; a missing or unknown key is a ValueError.
+        """
         raise NotImplementedError("Write ProviderConfig.from_dict(): see the instructions above.")
 
 
@@ -333,7 +340,11 @@ def create_provider(config: ProviderConfig | Mapping[str, Any]) -> LLMProvider:
 
 
 # %% tags=["demo"]
-settings = {"provider": "scripted", "model": "script-1", "options": {"replies": ["Hi!"]}}
+settings = {
+    "provider": "scripted",
+    "model": "script-1",
+    "options": {"replies": ["Hi!"]},
+}
 print(create_provider(settings), create_provider(settings).ask("Hello"))
 for bad in ({"provider": "opnai", "model": "gpt"}, {"provider": "echo", "modle": "e"}):
     try:
@@ -366,7 +377,8 @@ check("provider_factory")
 
 # %%
 class PromptBuilder:
-    """Collects the parts of a chat prompt; ``build()`` checks them and returns a Prompt."""
+    """Collects the parts of a chat prompt; ``build()`` checks them and returns a
+    Prompt."""
 
     def __init__(self) -> None:
         raise NotImplementedError("Write PromptBuilder.__init__(): see the instructions above.")

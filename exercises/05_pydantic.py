@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -229,7 +229,9 @@ def config_error(exc: ValidationError) -> ConfigError:
 
 # %% tags=["demo"]
 with tempfile.TemporaryDirectory() as scratch:
-    Path(scratch, ".env").write_text("APP_MODEL__TEMPERATURE=3\nAPP_RETRY__MAX_ATTEMPTS=0\n")
+    Path(scratch, ".env").write_text(
+        "APP_MODEL__TEMPERATURE=3\nAPP_RETRY__MAX_ATTEMPTS=0\n"
+    )
     try:
         load_settings(scratch)
     except ConfigError as exc:
@@ -255,7 +257,9 @@ def log_settings(settings: AppSettings, log: logging.Logger = logger) -> None:
 
 
 # %% tags=["demo"]
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
+logging.basicConfig(
+    level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
+)
 demo = AppSettings(openai_api_key=SecretStr("sk-demo-0123456789abcdef"))
 log_settings(demo)
 print(repr(demo.openai_api_key), demo.model_dump_json(include={"openai_api_key"}))

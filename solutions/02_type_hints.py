@@ -44,7 +44,7 @@
 from typing import Annotated, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from typing_extensions import TypedDict  # Pydantic on Python 3.11 needs this one, not typing's
+from typing_extensions import TypedDict  # Pydantic on 3.11 needs this, not typing's
 
 # %% [markdown]
 # Here is one response of each kind, already parsed from JSON. Both say "Paris".
@@ -183,7 +183,10 @@ class AnthropicResponse(TypedDict):
 # %%
 openai_data = TypeAdapter(OpenAIResponse).validate_python(OPENAI_SAMPLE)
 anthropic_data = TypeAdapter(AnthropicResponse).validate_python(ANTHROPIC_SAMPLE)
-print(openai_data["choices"][0]["message"]["content"], anthropic_data["content"][0]["text"])
+print(
+    openai_data["choices"][0]["message"]["content"],
+    anthropic_data["content"][0]["text"],
+)
 
 # %%
 from course.check import check
@@ -291,7 +294,8 @@ ANTHROPIC_FINISH: dict[str, FinishReason] = {
 
 
 def from_openai(raw: object) -> LLMResponse:
-    """An OpenAI-style chat completion as an LLMResponse; ValidationError if malformed."""
+    """An OpenAI-style chat completion as an LLMResponse; ValidationError if malformed.
+    """
     # BEGIN SOLUTION
     data = OPENAI_ADAPTER.validate_python(raw)
     choice = data["choices"][0]
@@ -354,7 +358,8 @@ from pathlib import Path
 
 from course.typecheck import typecheck_notebook
 
-this_notebook = next(Path(".").glob("02_type_hints.*"))  # .py or .ipynb, whichever you use
+# .py or .ipynb, whichever you use
+this_notebook = next(Path(".").glob("02_type_hints.*"))
 print("\n".join(typecheck_notebook(this_notebook)) or "mypy --strict: no errors")
 
 # %%

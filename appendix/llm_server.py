@@ -40,10 +40,9 @@
 
 # %%
 import json
-from html import escape
 
 import httpx
-from IPython.display import HTML, display
+from IPython.display import Markdown, display
 
 from course.llm_server import HEADERS, SCENARIOS, LLMServer
 
@@ -225,14 +224,14 @@ print([(record.status, record.fault) for record in retries])
 
 
 # %%
-def table(heading: tuple[str, str], rows: list[tuple[str, str]]) -> HTML:
-    """A two-column HTML table (renders the same in Jupyter and in the book)."""
-    head = "".join(f"<th>{escape(cell)}</th>" for cell in heading)
-    body = "".join(
-        f"<tr><td><code>{escape(key)}</code></td><td>{escape(text)}</td></tr>"
-        for key, text in rows
-    )
-    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+def table(heading: tuple[str, str], rows: list[tuple[str, str]]) -> Markdown:
+    """A two-column Markdown table: Jupyter and the book both render it, with the
+    summaries' `code` spans as code."""
+    lines = [f"| {heading[0]} | {heading[1]} |", "|---|---|"]
+    for key, text in rows:
+        cell = text.replace("|", "\\|")  # a pipe would end the cell
+        lines.append(f"| `{key}` | {cell} |")
+    return Markdown("\n".join(lines))
 
 
 display(
@@ -250,7 +249,8 @@ display(table(("request header", "meaning"), list(HEADERS.items())))
 #
 # ```python
 # app = create_app()
-# async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://llm") as c:
+# transport = httpx.ASGITransport(app=app)
+# async with httpx.AsyncClient(transport=transport, base_url="http://llm") as c:
 #     await c.post("/v1/chat/completions", headers=..., json=...)
 # request_log(app).records()
 # ```

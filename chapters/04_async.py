@@ -226,6 +226,34 @@ print(type(answer).__name__, "| requests the server has seen:", len(server.log))
 # runs the next ready task. When the socket has data, the loop marks the waiting task
 # ready again, and resumes it exactly where it stopped.
 #
+# ```{graphviz}
+# ---
+# alt: >-
+#   The event loop takes a task from the ready queue and runs it until it awaits
+#   something that is not ready; the task is then suspended until its socket has data or
+#   its timer fires, when it goes back to the ready queue; a task that returns is
+#   finished.
+# caption: >-
+#   One event loop, many tasks: a task runs until an `await` that must wait.
+# ---
+# digraph event_loop {
+#   rankdir=LR; nodesep=0.5; ranksep=0.6; fontname="sans-serif";
+#   node [shape=box, style="rounded,filled", fillcolor="#dbe9f6", color="#1f4e79",
+#         fontcolor="#10263d", fontname="sans-serif", fontsize=11, margin="0.15,0.08"];
+#   edge [color="#44546a", fontcolor="#33414f", fontname="sans-serif", fontsize=10];
+#   ready [label="ready queue\ntask A, task B, ..."];
+#   run [label="the event loop runs\none task at a time", fillcolor="#fde9b5",
+#        color="#8a6100"];
+#   waiting [label="suspended tasks\nA: awaits the server's answer\nB: awaits asyncio.sleep(0.5)"];
+#   done [label="finished task\n(its result is stored)", fillcolor="#e4f1e1",
+#         color="#2e6b30"];
+#   ready -> run [label="take the next\nready task"];
+#   run -> waiting [label="await on something\nnot ready yet"];
+#   waiting -> ready [label="the socket has data or\nthe timer fired: resume\nexactly where it stopped"];
+#   run -> done [label="return"];
+# }
+# ```
+#
 # So **`await x` means: suspend this coroutine until `x` is done, and let the loop run
 # other work meanwhile.** Two consequences:
 #

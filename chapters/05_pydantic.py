@@ -52,6 +52,44 @@
 #    *content* a model writes follows no schema at all.
 # 4. **User input**: anything, including hostile.
 #
+# ```{graphviz}
+# ---
+# alt: >-
+#   Four nested circles: your own code in the middle, then your dependencies, then
+#   external APIs, then user input outermost. Request bodies, provider JSON and
+#   environment variables come from outside and are validated once as they cross inward
+#   into typed objects.
+# caption: >-
+#   Circles of trust: validate where data crosses inward, once.
+# ---
+# digraph trust {
+#   rankdir=LR; compound=true; nodesep=0.35; fontname="sans-serif";
+#   node [shape=box, style="rounded,filled", fillcolor="#ffffff", color="#44546a",
+#         fontcolor="#10263d", fontname="sans-serif", fontsize=11];
+#   edge [color="#44546a", fontcolor="#33414f", fontname="sans-serif", fontsize=10];
+#   user_in [label="a request body,\na form, a prompt"];
+#   api_in [label="a provider's JSON,\nthe text a model wrote"];
+#   env_in [label="environment\nvariables, .env"];
+#   subgraph cluster_user {
+#     label="4. user input: anything, including hostile"; labeljust=l; fontsize=11;
+#     style="rounded,filled"; fillcolor="#fbe3e0"; color="#b23b2a"; fontcolor="#6b1d12";
+#     subgraph cluster_api {
+#       label="3. external APIs: usually the documented shape"; labeljust=l;
+#       style="rounded,filled"; fillcolor="#fdf0d5"; color="#a57800"; fontcolor="#6b4a00";
+#       subgraph cluster_deps {
+#         label="2. your dependencies: pinned and tested"; labeljust=l;
+#         style="rounded,filled"; fillcolor="#e4f1e1"; color="#2e6b30"; fontcolor="#1f4a22";
+#         code [label="1. your own code\ntyped objects: ChatRequest,\nSettings, LLMResponse",
+#               fillcolor="#dbe9f6", color="#1f4e79"];
+#       }
+#     }
+#   }
+#   user_in -> code [label="validate once,\non the way in"];
+#   api_in -> code [label="validate once,\non the way in"];
+#   env_in -> code [label="BaseSettings"];
+# }
+# ```
+#
 # Validate where data crosses **inward**. Once, at the edge, turn untrusted `dict`s and
 # strings into typed objects or reject them with a clear error. Inside, stop checking:
 # code that re-validates everywhere hides where the boundary is, and code that never

@@ -238,15 +238,23 @@ async def chat(
         raise InvalidResponseError(f"unusable body: {response.text[:60]!r}") from exc
 
 
-# %% tags=["raises-exception"]
-await chat("Hello", scenario="stall", timeout_s=0.2)
+# %%
+import traceback
+
+try:
+    await chat("Hello", scenario="stall", timeout_s=0.2)
+except ProviderTimeout as exc:
+    # limit=-1: the last frame of each exception in the chain, not httpx's internals
+    traceback.print_exception(exc, limit=-1)
 
 # %% [markdown]
 # Read the traceback from the bottom: `ProviderTimeout`, and above it the
 # `httpx.ReadTimeout` with the line *"The above exception was the direct cause of the
 # following exception"*. That is what `from exc` buys: the caller deals with your
-# exception, and whoever debugs it still sees the original. The chain is also available
-# in code, as `__cause__`:
+# exception, and whoever debugs it still sees the original. (Left uncaught, the same
+# error fills about 200 lines, nearly all of them frames inside httpx; `limit=-1` keeps
+# the one frame of each exception that raised it.) The chain is also available in code,
+# as `__cause__`:
 
 # %% tags=["nbval-check-output"]
 try:
@@ -657,6 +665,34 @@ print(
 # | **closed** | go through; outcomes are counted | **open**, when failures cross a limit |
 # | **open** | fail at once, without a request | **half-open**, after a cool-down |
 # | **half-open** | one trial call goes through | **closed** on success, else **open** again |
+#
+# ```{graphviz}
+# ---
+# alt: >-
+#   A state machine with three states. Closed: calls go through and outcomes are
+#   counted; when failures cross the limit it moves to open. Open: calls fail at once
+#   with no request; after the cool-down it moves to half-open. Half-open: one trial
+#   call goes through; success moves it to closed, failure back to open.
+# caption: >-
+#   The circuit breaker's states and what moves it between them.
+# ---
+# digraph breaker {
+#   rankdir=LR; nodesep=0.6; ranksep=1.1; fontname="sans-serif";
+#   node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=12,
+#         fontcolor="#10263d", margin="0.2,0.1"];
+#   edge [color="#44546a", fontcolor="#33414f", fontname="sans-serif", fontsize=10];
+#   closed [label="closed\ncalls go through;\noutcomes are counted", fillcolor="#e4f1e1",
+#           color="#2e6b30"];
+#   open [label="open\ncalls fail at once,\nno request is sent", fillcolor="#fbe3e0",
+#         color="#b23b2a"];
+#   half [label="half-open\none trial call\ngoes through", fillcolor="#fdf0d5",
+#         color="#a57800"];
+#   closed -> open [label="failures cross the limit"];
+#   open -> half [label="cool-down over"];
+#   half -> closed [label="the trial succeeds"];
+#   half -> open [label="the trial fails"];
+# }
+# ```
 #
 # Failing fast is the point: a dead provider costs nothing (no 30 s timeouts piling up,
 # no retries adding load), and the fallback gets its turn at once. The cool-down gives

@@ -401,6 +401,48 @@ print(len(pieces), "text deltas:", "".join(pieces))
 #
 # Note that `message_start` says `output_tokens: 1`: the count grows during the stream,
 # and only the one in `message_delta` is final.
+#
+# ```{graphviz}
+# ---
+# alt: >-
+#   Two columns of server-sent events, each event ended by a blank line. OpenAI style:
+#   unnamed events whose data lines carry chat completion chunks with
+#   choices[0].delta.content, ending with data: [DONE]. Anthropic style: every event
+#   named, message_start, content_block_start, content_block_delta with delta.text,
+#   content_block_stop, message_delta with the stop reason, and message_stop last.
+# caption: >-
+#   The same answer as two SSE streams: each box is one event, ended by a blank line.
+# ---
+# digraph sse {
+#   rankdir=TB; nodesep=0.4; ranksep=0.25; fontname="sans-serif";
+#   node [shape=box, style="rounded,filled", fillcolor="#dbe9f6", color="#1f4e79",
+#         fontcolor="#10263d", fontname="monospace", fontsize=10, margin="0.15,0.06"];
+#   edge [color="#44546a", fontcolor="#33414f", fontsize=9, fontname="sans-serif",
+#         arrowsize=0.6, label=" blank line"];
+#   subgraph cluster_openai {
+#     label="OpenAI style: unnamed events"; fontsize=12; style=rounded;
+#     color="#44546a"; fontcolor="#10263d";
+#     o1 [label="data: {\"choices\": [{\"delta\": {\"role\": \"assistant\"}}]}\l"];
+#     o2 [label="data: {\"choices\": [{\"delta\": {\"content\": \"Server-\"}}]}\l"];
+#     o3 [label="data: {\"choices\": [{\"delta\": {\"content\": \"sent \"}}]}\l"];
+#     o4 [label="data: {\"choices\": [{\"delta\": {}, \"finish_reason\": \"stop\"}]}\l"];
+#     o5 [label="data: [DONE]\l", fillcolor="#fde9b5", color="#8a6100"];
+#     o1 -> o2 -> o3 -> o4 -> o5;
+#   }
+#   subgraph cluster_anthropic {
+#     label="Anthropic style: every event named"; fontsize=12; style=rounded;
+#     color="#44546a"; fontcolor="#10263d";
+#     a1 [label="event: message_start\ldata: {\"message\": {\"usage\": {\"input_tokens\": 12}}}\l"];
+#     a2 [label="event: content_block_start\ldata: {\"content_block\": {\"type\": \"text\"}}\l"];
+#     a3 [label="event: content_block_delta\ldata: {\"delta\": {\"text\": \"Server-\"}}\l"];
+#     a4 [label="event: content_block_stop\ldata: {\"index\": 0}\l"];
+#     a5 [label="event: message_delta\ldata: {\"delta\": {\"stop_reason\": \"end_turn\"}}\l"];
+#     a6 [label="event: message_stop\ldata: {\"type\": \"message_stop\"}\l",
+#         fillcolor="#fde9b5", color="#8a6100"];
+#     a1 -> a2 -> a3 -> a4 -> a5 -> a6;
+#   }
+# }
+# ```
 
 # %% [markdown]
 # ## `httpx` streaming: lines are not network chunks

@@ -29,6 +29,7 @@ from course import ROOT
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
 STUB = "# STUB:"
+WIDTH = 88  # the book's code column; see the ruff check in `course test`
 _CELL_MARKER = re.compile(r"^# %%")
 _SOLUTION_CELL = re.compile(r"^# %%.*tags=\[[^\]]*\"solution\"")
 _DEFINITION = re.compile(r"^(\s*)(?:async\s+)?(def|class)\s+(\w+)")
@@ -74,7 +75,7 @@ def make_exercise(solution_text: str, source_name: str = "solution") -> str:
         if stripped == END:
             if region_start is None:
                 raise GenerateError(f"{source_name}:{number}: {END} without {BEGIN}")
-            out.extend(stub_lines or [region_indent + _raise_line(enclosing)])
+            out.extend(stub_lines or _raise_lines(region_indent, enclosing))
             region_start = None
             continue
         if region_start is not None:
@@ -94,6 +95,15 @@ def make_exercise(solution_text: str, source_name: str = "solution") -> str:
         raise GenerateError(f"{source_name}:{region_start}: {BEGIN} has no {END}")
     text = "\n".join(out) + "\n"
     return _insert_note(text)
+
+
+def _raise_lines(indent: str, enclosing: list[tuple[int, str]]) -> list[str]:
+    """The stub's ``raise``, on one line if it fits the book's 88 columns."""
+    line = indent + _raise_line(enclosing)
+    if len(line) <= WIDTH:
+        return [line]
+    message = line.strip().removeprefix("raise NotImplementedError(").removesuffix(")")
+    return [f"{indent}raise NotImplementedError(", f"{indent}    {message}", f"{indent})"]
 
 
 def _raise_line(enclosing: list[tuple[int, str]]) -> str:
@@ -118,14 +128,46 @@ def _insert_note(text: str) -> str:
     return GENERATED_NOTE + text
 
 
+def what_next(slug: str, next_chapter: tuple[str, str] | None) -> str:
+    """The cell that ends every exercise notebook: how to check it, then where to go."""
+    onward = (
+        f"# - Then go on to the next chapter:\n#   [{next_chapter[1]}](../chapters/{next_chapter[0]})."
+        if next_chapter
+        else "# - That was the last chapter: `course progress` shows what you have passed, and\n"
+        "#   the [appendix](../appendix/cheat_sheet) gathers the course on one page."
+    )
+    return (
+        "\n# %% [markdown]\n"
+        "# ## What next\n"
+        "#\n"
+        "# - Run each `check(\"...\")` cell above: it runs that exercise's tests and says what\n"
+        "#   passes and what a failing test expected.\n"
+        f"# - From a terminal, `course check {slug}` grades the whole chapter the way the\n"
+        "#   grader will (see [Checking and grading your work](../grading)).\n"
+        f"{onward}\n"
+    )
+
+
+def _chapter_heading(root: Path, slug: str) -> str:
+    """``Chapter 5. Pydantic and the trust boundary`` from the chapter's first heading."""
+    path = root / "chapters" / f"{slug}.py"
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("# # "):
+                return "Chapter " + line.removeprefix("# # ").strip()
+    return f"chapter {slug}"
+
+
 def expected_exercises(root: Path = ROOT) -> dict[Path, str]:
     """Every exercise file that ``solutions/`` implies, with its expected text."""
     expected = {}
-    for solution in sorted((root / "solutions").glob("*.py")):
+    solutions = sorted((root / "solutions").glob("*.py"))
+    for solution, following in zip(solutions, [*solutions[1:], None], strict=True):
         name = str(solution.relative_to(root))
+        onward = (following.stem, _chapter_heading(root, following.stem)) if following else None
         expected[root / "exercises" / solution.name] = make_exercise(
             solution.read_text(encoding="utf-8"), name
-        )
+        ) + what_next(solution.stem, onward)
     return expected
 
 

@@ -124,12 +124,16 @@ class LLMProvider(ABC):
 
     def __init__(self, model: str) -> None:
         """Store the model name; an empty or blank name is a ValueError."""
-        raise NotImplementedError("Write LLMProvider.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write LLMProvider.__init__(): see the instructions above."
+        )
 
     @property
     def model(self) -> str:
         """The model this provider calls. Read-only."""
-        raise NotImplementedError("Write LLMProvider.model(): see the instructions above.")
+        raise NotImplementedError(
+            "Write LLMProvider.model(): see the instructions above."
+        )
 
     @abstractmethod
     def complete(self, prompt: Prompt) -> Completion:
@@ -144,15 +148,21 @@ class LLMProvider(ABC):
 
     def prompt_tokens(self, prompt: Prompt) -> int:
         """The tokens of every message in ``prompt``, counted with ``count_tokens``."""
-        raise NotImplementedError("Write LLMProvider.prompt_tokens(): see the instructions above.")
+        raise NotImplementedError(
+            "Write LLMProvider.prompt_tokens(): see the instructions above."
+        )
 
     def ask(self, text: str) -> str:
         """Send ``text`` as a single user message; return the reply's text."""
-        raise NotImplementedError("Write LLMProvider.ask(): see the instructions above.")
+        raise NotImplementedError(
+            "Write LLMProvider.ask(): see the instructions above."
+        )
 
     def __repr__(self) -> str:
         """``EchoProvider(model='echo-1')``: the real class name and the model."""
-        raise NotImplementedError("Write LLMProvider.__repr__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write LLMProvider.__repr__(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -256,11 +266,15 @@ class EchoProvider(LLMProvider, key="echo"):
 
     def count_tokens(self, text: str) -> int:
         """One token per whitespace-separated word."""
-        raise NotImplementedError("Write EchoProvider.count_tokens(): see the instructions above.")
+        raise NotImplementedError(
+            "Write EchoProvider.count_tokens(): see the instructions above."
+        )
 
     def complete(self, prompt: Prompt) -> Completion:
         """Reply with the last user message; no user message is a ValueError."""
-        raise NotImplementedError("Write EchoProvider.complete(): see the instructions above.")
+        raise NotImplementedError(
+            "Write EchoProvider.complete(): see the instructions above."
+        )
 
 
 class ScriptedProvider(LLMProvider, key="scripted"):
@@ -271,16 +285,22 @@ class ScriptedProvider(LLMProvider, key="scripted"):
 
     def __init__(self, model: str, replies: Sequence[str]) -> None:
         """Validate ``model`` as every provider does; keep a copy of ``replies``."""
-        raise NotImplementedError("Write ScriptedProvider.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ScriptedProvider.__init__(): see the instructions above."
+        )
 
     def count_tokens(self, text: str) -> int:
         """One token per 4 characters, rounded up."""
-        raise NotImplementedError("Write ScriptedProvider.count_tokens(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ScriptedProvider.count_tokens(): see the instructions above."
+        )
 
     def complete(self, prompt: Prompt) -> Completion:
         """Record ``prompt``, then return the next scripted reply (RuntimeError when
         none)."""
-        raise NotImplementedError("Write ScriptedProvider.complete(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ScriptedProvider.complete(): see the instructions above."
+        )
 
 
 # %% tags=["demo"]
@@ -331,7 +351,9 @@ class ProviderConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Build a config from a plain dict; a missing or unknown key is a ValueError.
         """
-        raise NotImplementedError("Write ProviderConfig.from_dict(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ProviderConfig.from_dict(): see the instructions above."
+        )
 
 
 def create_provider(config: ProviderConfig | Mapping[str, Any]) -> LLMProvider:
@@ -381,23 +403,33 @@ class PromptBuilder:
     Prompt."""
 
     def __init__(self) -> None:
-        raise NotImplementedError("Write PromptBuilder.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write PromptBuilder.__init__(): see the instructions above."
+        )
 
     def system(self, text: str) -> Self:
         """Set (or replace) the system instruction."""
-        raise NotImplementedError("Write PromptBuilder.system(): see the instructions above.")
+        raise NotImplementedError(
+            "Write PromptBuilder.system(): see the instructions above."
+        )
 
     def example(self, user: str, assistant: str) -> Self:
         """Add a few-shot example: a user message and the ideal assistant reply."""
-        raise NotImplementedError("Write PromptBuilder.example(): see the instructions above.")
+        raise NotImplementedError(
+            "Write PromptBuilder.example(): see the instructions above."
+        )
 
     def user(self, text: str) -> Self:
         """Set the user's message; a prompt has exactly one."""
-        raise NotImplementedError("Write PromptBuilder.user(): see the instructions above.")
+        raise NotImplementedError(
+            "Write PromptBuilder.user(): see the instructions above."
+        )
 
     def build(self) -> Prompt:
         """Check the parts and return them as an immutable Prompt."""
-        raise NotImplementedError("Write PromptBuilder.build(): see the instructions above.")
+        raise NotImplementedError(
+            "Write PromptBuilder.build(): see the instructions above."
+        )
 
 
 # %% tags=["demo"]
@@ -416,3 +448,13 @@ print(reply)
 
 # %%
 check("prompt_builder")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 01_classes` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 2. Type hints](../chapters/02_type_hints).

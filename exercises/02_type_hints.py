@@ -274,3 +274,13 @@ print("\n".join(typecheck_notebook(this_notebook)) or "mypy --strict: no errors"
 from course.check import check
 
 check("mypy_clean")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 02_type_hints` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 3. Functions as tools: generators, decorators, context managers](../chapters/03_functions).

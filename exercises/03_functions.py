@@ -320,7 +320,9 @@ class Lease:
         raise NotImplementedError("Write Lease.__init__(): see the instructions above.")
 
     def __enter__(self) -> Connection:
-        raise NotImplementedError("Write Lease.__enter__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write Lease.__enter__(): see the instructions above."
+        )
 
     def __exit__(
         self,
@@ -346,3 +348,13 @@ print("idle:", pool.idle, "discarded:", pool.discarded)
 from course.check import check
 
 check("resource_manager")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 03_functions` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 4. Async/await for I/O-bound AI work](../chapters/04_async).

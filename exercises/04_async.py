@@ -164,16 +164,24 @@ class TokenBucket:
         # your state: the tokens, when you last refilled, an asyncio.Lock
 
     def _refill(self) -> None:
-        raise NotImplementedError("Write TokenBucket._refill(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TokenBucket._refill(): see the instructions above."
+        )
 
     def try_acquire(self) -> bool:
-        raise NotImplementedError("Write TokenBucket.try_acquire(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TokenBucket.try_acquire(): see the instructions above."
+        )
 
     def wait_time(self) -> float:
-        raise NotImplementedError("Write TokenBucket.wait_time(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TokenBucket.wait_time(): see the instructions above."
+        )
 
     async def acquire(self) -> None:
-        raise NotImplementedError("Write TokenBucket.acquire(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TokenBucket.acquire(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -338,7 +346,9 @@ class RateLimitedClient:
         model: str = "mock-gpt",
         headers: Mapping[str, str] | None = None,
     ) -> str:
-        raise NotImplementedError("Write RateLimitedClient.complete(): see the instructions above.")
+        raise NotImplementedError(
+            "Write RateLimitedClient.complete(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -496,3 +506,13 @@ await batch_demo()
 
 # %%
 check("bounded_batch")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 04_async` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 5. Pydantic and the trust boundary](../chapters/05_pydantic).

@@ -266,3 +266,13 @@ print(repr(demo.openai_api_key), demo.model_dump_json(include={"openai_api_key"}
 
 # %%
 check("secret_masking")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 05_pydantic` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 6. Errors, retries and resilience](../chapters/06_resilience).

@@ -222,14 +222,20 @@ class CircuitBreaker:
         self.cooldown_s = cooldown_s
         self.clock = clock
         self.name = name
-        raise NotImplementedError("Write CircuitBreaker.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write CircuitBreaker.__init__(): see the instructions above."
+        )
 
     @property
     def state(self) -> BreakerState:
-        raise NotImplementedError("Write CircuitBreaker.state(): see the instructions above.")
+        raise NotImplementedError(
+            "Write CircuitBreaker.state(): see the instructions above."
+        )
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        raise NotImplementedError("Write CircuitBreaker.call(): see the instructions above.")
+        raise NotImplementedError(
+            "Write CircuitBreaker.call(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -301,15 +307,21 @@ class ResilientClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.providers = list(providers)
-        raise NotImplementedError("Write ResilientClient.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ResilientClient.__init__(): see the instructions above."
+        )
 
     async def complete(self, prompt: str) -> Completion:
-        raise NotImplementedError("Write ResilientClient.complete(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ResilientClient.complete(): see the instructions above."
+        )
 
     def degrade(
         self, prompt: str, errors: Sequence[tuple[str, BaseException]]
     ) -> Completion:
-        raise NotImplementedError("Write ResilientClient.degrade(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ResilientClient.degrade(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -376,7 +388,9 @@ class HedgingClient(ResilientClient):
         self.hedge_after_s = hedge_after_s
 
     async def complete(self, prompt: str) -> Completion:
-        raise NotImplementedError("Write HedgingClient.complete(): see the instructions above.")
+        raise NotImplementedError(
+            "Write HedgingClient.complete(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -402,3 +416,13 @@ await hedging_demo()
 
 # %%
 check("hedged_requests")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 06_resilience` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 7. Streaming responses](../chapters/07_streaming).

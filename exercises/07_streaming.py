@@ -181,17 +181,25 @@ class StreamBuffer:
     def __init__(self) -> None:
         self.skipped = 0
         self.rejected: list[str] = []
-        raise NotImplementedError("Write StreamBuffer.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write StreamBuffer.__init__(): see the instructions above."
+        )
 
     @property
     def pending(self) -> str:
-        raise NotImplementedError("Write StreamBuffer.pending(): see the instructions above.")
+        raise NotImplementedError(
+            "Write StreamBuffer.pending(): see the instructions above."
+        )
 
     def feed(self, chunk: str) -> list[dict[str, Any]]:
-        raise NotImplementedError("Write StreamBuffer.feed(): see the instructions above.")
+        raise NotImplementedError(
+            "Write StreamBuffer.feed(): see the instructions above."
+        )
 
     def close(self) -> None:
-        raise NotImplementedError("Write StreamBuffer.close(): see the instructions above.")
+        raise NotImplementedError(
+            "Write StreamBuffer.close(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -404,3 +412,13 @@ await objects_demo()
 
 # %%
 check("stream_objects")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 07_streaming` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 8. Observability](../chapters/08_observability).

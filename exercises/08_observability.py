@@ -177,14 +177,18 @@ class ServiceMetrics:
     """Request counts by method and outcome, a latency histogram and error counts."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        raise NotImplementedError("Write ServiceMetrics.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ServiceMetrics.__init__(): see the instructions above."
+        )
 
     def record(
         self, method: str, seconds: float, error: BaseException | None = None
     ) -> None:
         """Count one call of `method` that took `seconds` and failed with `error`, if
         any."""
-        raise NotImplementedError("Write ServiceMetrics.record(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ServiceMetrics.record(): see the instructions above."
+        )
 
 
 # %% tags=["demo"]
@@ -373,18 +377,26 @@ class AnswerService:
 
     @traced
     async def retrieve(self, question: str) -> list[str]:
-        raise NotImplementedError("Write AnswerService.retrieve(): see the instructions above.")
+        raise NotImplementedError(
+            "Write AnswerService.retrieve(): see the instructions above."
+        )
 
     @traced
     def build_prompt(self, question: str, docs: list[str]) -> str:
-        raise NotImplementedError("Write AnswerService.build_prompt(): see the instructions above.")
+        raise NotImplementedError(
+            "Write AnswerService.build_prompt(): see the instructions above."
+        )
 
     @traced
     async def generate(self, prompt: str) -> str:
-        raise NotImplementedError("Write AnswerService.generate(): see the instructions above.")
+        raise NotImplementedError(
+            "Write AnswerService.generate(): see the instructions above."
+        )
 
     async def answer(self, question: str, request_id: str | None = None) -> str:
-        raise NotImplementedError("Write AnswerService.answer(): see the instructions above.")
+        raise NotImplementedError(
+            "Write AnswerService.answer(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -448,3 +460,13 @@ print(step_durations(failed).keys())
 from course.check import check
 
 check("flow_from_logs")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 08_observability` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 9. Testing AI code](../chapters/09_testing).

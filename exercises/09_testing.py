@@ -217,3 +217,13 @@ await run_by_hand()  # type: ignore[top-level-await]
 from course.check import check
 
 check("tests_pass_on_correct")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 09_testing` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 10. From notebook to production](../chapters/10_production).

@@ -230,3 +230,13 @@ with tempfile.TemporaryDirectory() as scratch:
 problems = failures(results)
 print(f"{len(problems)} problem(s)\n")
 print(report(problems or results))
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 10_production` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 11. Capstone: a ticket triage service](../chapters/11_capstone).

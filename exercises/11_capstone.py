@@ -493,7 +493,9 @@ class TelemetrySink(Protocol):
 class Telemetry:
     def __init__(self, log: Any, registry: CollectorRegistry) -> None:
         self.log = log
-        raise NotImplementedError("Write Telemetry.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write Telemetry.__init__(): see the instructions above."
+        )
 
     def call_finished(
         self,
@@ -504,10 +506,14 @@ class Telemetry:
         outcome: str,
         seconds: float,
     ) -> None:
-        raise NotImplementedError("Write Telemetry.call_finished(): see the instructions above.")
+        raise NotImplementedError(
+            "Write Telemetry.call_finished(): see the instructions above."
+        )
 
     def ticket_finished(self, outcome: TicketOutcome) -> None:
-        raise NotImplementedError("Write Telemetry.ticket_finished(): see the instructions above.")
+        raise NotImplementedError(
+            "Write Telemetry.ticket_finished(): see the instructions above."
+        )
 
 
 # %% tags=["demo"]
@@ -580,10 +586,14 @@ class TriageService:
         self.sleep = sleep
 
     def backoff(self, attempt: int) -> float:
-        raise NotImplementedError("Write TriageService.backoff(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TriageService.backoff(): see the instructions above."
+        )
 
     async def triage_one(self, ticket: Ticket) -> TicketOutcome:
-        raise NotImplementedError("Write TriageService.triage_one(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TriageService.triage_one(): see the instructions above."
+        )
 
 
 # %%
@@ -699,3 +709,13 @@ async def whole_service_demo() -> None:
 
 
 await whole_service_demo()
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 11_capstone` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - That was the last chapter: `course progress` shows what you have passed, and
+#   the [appendix](../appendix/cheat_sheet) gathers the course on one page.

@@ -110,8 +110,6 @@ def _notebook_for_download(app: Any, source: Path) -> Any:
         cell.metadata["tags"] = ["remove-cell"]
         position = 1 if notebook.cells and notebook.cells[0].cell_type == "markdown" else 0
         notebook.cells.insert(position, cell)
-    for cell in notebook.cells:
-        cell.pop("id", None)
     return notebook
 
 
@@ -265,7 +263,7 @@ def _drop_css(app: Any, fragment: str) -> None:
 
 def _theme_defaults(app: Any, config: Any) -> None:
     # An empty default mode makes the theme's script log an error on a reader's first visit.
-    config.html_theme_options.setdefault("default_mode", "auto")
+    config.html_context.setdefault("default_mode", "auto")
 
 
 def setup(app: Any) -> dict[str, Any]:

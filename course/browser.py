@@ -82,6 +82,7 @@ MEASURE = r"""
     diagrams: document.querySelectorAll("img.graphviz").length,
     links: [...document.querySelectorAll("a[href]")].map(a => a.getAttribute("href")),
     height: Math.ceil(document.documentElement.scrollHeight),
+    pageOverflow: document.documentElement.scrollWidth - window.innerWidth,
   };
 })()
 """
@@ -135,7 +136,7 @@ class DevTools:
 @contextmanager
 def browser_tab() -> Iterator[DevTools]:
     """Start headless Chromium and connect to its first tab."""
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
@@ -232,12 +233,14 @@ def console_errors(events: list[dict[str, Any]]) -> list[str]:
 
 
 def screenshot(tab: DevTools, path: Path, width: int, height: int) -> None:
-    shot = tab.call(
-        "Page.captureScreenshot",
-        format="png",
-        captureBeyondViewport=True,
-        clip={"x": 0, "y": 0, "width": width, "height": min(max(height, 600), MAX_SHOT_HEIGHT), "scale": 1},
+    """The page from the top, as tall as it is (up to MAX_SHOT_HEIGHT): the viewport is
+    made that tall, which lays the page out as a reader scrolling through it sees it."""
+    tall = min(max(height, 600), MAX_SHOT_HEIGHT)
+    tab.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=width, height=tall, deviceScaleFactor=1, mobile=width < 600,
     )
+    shot = tab.call("Page.captureScreenshot", format="png")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(base64.b64decode(shot["data"]))
 
@@ -320,6 +323,12 @@ def check_book(html: Path, shots: Path | None = None) -> list[str]:
             if report.measures.get("diagrams"):
                 dark = load(tab, page, DESKTOP, dark=True)
                 _shoot(tab, shots / f"{stem}-{DESKTOP}-dark.png", DESKTOP, dark)
-            _shoot(tab, shots / f"{stem}-{PHONE}.png", PHONE, load(tab, page, PHONE))
+            phone = load(tab, page, PHONE)
+            if phone.measures.get("pageOverflow", 0) > 1:
+                problems.append(
+                    f"{page.relative_to(html)}: the page is wider than a {PHONE} px phone "
+                    f"screen by {phone.measures['pageOverflow']} px"
+                )
+            _shoot(tab, shots / f"{stem}-{PHONE}.png", PHONE, phone)
     print(f"screenshots of {len(book_pages(html))} pages in {shots}")
     return problems

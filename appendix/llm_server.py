@@ -223,7 +223,7 @@ print([(record.status, record.fault) for record in retries])
 # scenario for client code that cannot set headers.
 
 
-# %%
+# %% tags=["hide-input"]
 def table(heading: tuple[str, str], rows: list[tuple[str, str]]) -> Markdown:
     """A two-column Markdown table: Jupyter and the book both render it, with the
     summaries' `code` spans as code."""
@@ -240,7 +240,7 @@ display(
     )
 )
 
-# %%
+# %% tags=["hide-input"]
 display(table(("request header", "meaning"), list(HEADERS.items())))
 
 # %% [markdown]

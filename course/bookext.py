@@ -202,6 +202,40 @@ def diagrams_as_images(
         )
 
 
+STACKED_TABLE_PAGES = ("appendix/cheat_sheet",)  # many-column tables read on a phone
+_TABLE = re.compile(r"<table([^>]*)>(.*?)</table>", re.DOTALL)
+
+
+def _stack_table(match: re.Match[str]) -> str:
+    """Label each cell with its column's heading, so CSS can show a row as a card."""
+    attributes, inner = match.group(1), match.group(2)
+    headings = [
+        html.escape(re.sub(r"<[^>]+>", "", h).strip(), quote=True)
+        for h in re.findall(r"<th[^>]*>(.*?)</th>", inner, re.DOTALL)
+    ]
+    if not headings:
+        return match.group(0)
+
+    def label_row(row: re.Match[str]) -> str:
+        cells = iter(headings)
+        return re.sub(
+            r"<td(?=[ >])", lambda _: f'<td data-label="{next(cells, "")}"', row.group(0)
+        )
+
+    inner = re.sub(r"<tr[^>]*>.*?</tr>", label_row, inner, flags=re.DOTALL)
+    attributes = re.sub(r'class="([^"]*)"', r'class="\1 stacked"', attributes) \
+        if "class=" in attributes else attributes + ' class="stacked"'
+    return f"<table{attributes}>{inner}</table>"
+
+
+def stack_tables(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """On a phone, the cheat sheet's four-column tables become one card per row."""
+    if pagename in STACKED_TABLE_PAGES and context.get("body"):
+        context["body"] = _TABLE.sub(_stack_table, context["body"])
+
+
 def hide_build_paths(
     app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
@@ -280,5 +314,6 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("html-page-context", adjust_launch_buttons, priority=502)
     app.connect("html-page-context", diagrams_as_images, priority=502)
     app.connect("html-page-context", hide_build_paths, priority=502)
+    app.connect("html-page-context", stack_tables, priority=502)
     app.connect("build-finished", write_lite_contents, priority=400)  # before jupyterlite-sphinx's
     return {"parallel_read_safe": True, "parallel_write_safe": True}

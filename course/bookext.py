@@ -38,6 +38,7 @@ NOT_IN_PYODIDE = {
     "concurrent": "it runs work in threads or processes",
     "pytest": "it runs pytest in another process",
 }
+PYODIDE_KERNEL = {"name": "python", "display_name": "Python (Pyodide)", "language": "python"}
 THREAD_USE = re.compile(r"\bthreading\.Thread\(|\bto_thread\(|run_in_executor\(")
 
 _INSTALL_CELL = """\
@@ -247,6 +248,8 @@ def hide_build_paths(
     root = str(Path(app.srcdir).resolve())
     body = re.sub(re.escape(root) + r"/\.venv/lib/python3\.\d+/site-packages/", "site-packages/", body)
     body = body.replace(root + "/", "")
+    # A traceback printed in a cell names the kernel's temporary file for that cell.
+    body = re.sub(r"/tmp/ipykernel_\d+/\d+\.py", "&lt;notebook cell&gt;", body)
     context["body"] = body
 
 
@@ -264,6 +267,9 @@ def write_lite_contents(app: Any, error: Exception | None) -> None:
     for source in sorted((Path(app.srcdir) / "chapters").glob("*.py")):
         if pyodide_blocker(source.read_text(encoding="utf-8")) is None:
             notebook = _notebook_for_download(app, source)
+            # JupyterLite's kernel is "python" (Pyodide); naming it spares the reader a
+            # "select kernel" dialog.
+            notebook.metadata["kernelspec"] = PYODIDE_KERNEL
             jupytext.write(notebook, target / f"{source.stem}.ipynb", fmt="ipynb")
 
 

@@ -8,11 +8,15 @@ would notice:
 - no code or output block scrolls sideways at 1280 px;
 - a cell's printed output is one box, not one box per ``print`` (split streams);
 - no console errors (a script that failed, a file that did not load);
-- notebook pages offer launch buttons (Binder, Colab) and an ``.ipynb`` download;
-- every image loaded, and every link leads to a page or file that exists in the build.
+- notebook pages offer launch buttons (Binder, Colab) and an ``.ipynb`` download, and a
+  chapter whose code can run in Pyodide offers JupyterLite (and only such a chapter);
+- every image loaded, every link leads to a page or file that exists in the build, and
+  no page is wider than a phone's screen.
 
-Each page is saved as a screenshot under ``_build/browser-check/`` (1280 and 390 px, and
-1280 px in dark mode for pages with diagrams) for a person to look at.
+Each page is saved as a screenshot under ``_build/browser-check/`` (JPEG, 1280 and 390 px,
+and 1280 px in dark mode for pages with diagrams; at most 12,000 px of each page) for a
+person to look at. The JupyterLite site itself is not opened: it needs HTTP, and its
+Pyodide kernel downloads Python from a CDN, which an offline check cannot do.
 """
 
 from __future__ import annotations
@@ -102,7 +106,9 @@ class DevTools:
     def __init__(self, url: str) -> None:
         from websockets.sync.client import connect
 
-        self._socket = connect(url, max_size=None, open_timeout=30)
+        # A local socket needs no keepalive pings; events queue up unbounded while a page
+        # loads, so reading never stalls (a stalled reader would miss the pongs anyway).
+        self._socket = connect(url, max_size=None, max_queue=None, ping_interval=None, open_timeout=30)
         self._next = 0
         self.events: list[dict[str, Any]] = []
 
@@ -240,7 +246,7 @@ def screenshot(tab: DevTools, path: Path, width: int, height: int) -> None:
         "Emulation.setDeviceMetricsOverride",
         width=width, height=tall, deviceScaleFactor=1, mobile=width < 600,
     )
-    shot = tab.call("Page.captureScreenshot", format="png")
+    shot = tab.call("Page.captureScreenshot", format="jpeg", quality=80)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(base64.b64decode(shot["data"]))
 
@@ -290,6 +296,8 @@ def page_problems(html: Path, page: Path, report: PageReport) -> list[str]:
                 problems.append(f"{name}: no {wanted} launch button")
         if ".ipynb" not in m.get("downloads", []):
             problems.append(f"{name}: no .ipynb download")
+    if page.parent.name == "chapters":
+        problems += _jupyterlite_problems(html, page, m)
     links = m.get("links", [])
     problems += [f"{name}: link to {href} leads nowhere" for href in broken_links(page, links)]
     if not links:
@@ -299,6 +307,23 @@ def page_problems(html: Path, page: Path, report: PageReport) -> list[str]:
 
 def _shoot(tab: DevTools, path: Path, width: int, report: PageReport) -> None:
     screenshot(tab, path, width, int(report.measures.get("height", 900)))
+
+
+def _jupyterlite_problems(html: Path, page: Path, measures: dict[str, Any]) -> list[str]:
+    """A chapter that can run in Pyodide offers JupyterLite, and the notebook is there."""
+    from course.bookext import pyodide_blocker
+
+    source = html.parent.parent / "chapters" / f"{page.stem}.py"
+    if not source.is_file():
+        return []
+    name = str(page.relative_to(html))
+    offered = "JupyterLite" in measures.get("launch", [])
+    if pyodide_blocker(source.read_text(encoding="utf-8")) is not None:
+        return [f"{name}: offers JupyterLite, but its code cannot run there"] if offered else []
+    problems = [] if offered else [f"{name}: can run in JupyterLite but has no button for it"]
+    if not (html / "lite" / "files" / f"{page.stem}.ipynb").is_file():
+        problems.append(f"{name}: lite/files/{page.stem}.ipynb is missing from the JupyterLite site")
+    return problems
 
 
 def check_book(html: Path, shots: Path | None = None) -> list[str]:
@@ -319,16 +344,16 @@ def check_book(html: Path, shots: Path | None = None) -> list[str]:
             stem = str(page.relative_to(html).with_suffix("")).replace("/", "-")
             report = load(tab, page, DESKTOP)
             problems += page_problems(html, page, report)
-            _shoot(tab, shots / f"{stem}-{DESKTOP}.png", DESKTOP, report)
+            _shoot(tab, shots / f"{stem}-{DESKTOP}.jpg", DESKTOP, report)
             if report.measures.get("diagrams"):
                 dark = load(tab, page, DESKTOP, dark=True)
-                _shoot(tab, shots / f"{stem}-{DESKTOP}-dark.png", DESKTOP, dark)
+                _shoot(tab, shots / f"{stem}-{DESKTOP}-dark.jpg", DESKTOP, dark)
             phone = load(tab, page, PHONE)
             if phone.measures.get("pageOverflow", 0) > 1:
                 problems.append(
                     f"{page.relative_to(html)}: the page is wider than a {PHONE} px phone "
                     f"screen by {phone.measures['pageOverflow']} px"
                 )
-            _shoot(tab, shots / f"{stem}-{PHONE}.png", PHONE, phone)
+            _shoot(tab, shots / f"{stem}-{PHONE}.jpg", PHONE, phone)
     print(f"screenshots of {len(book_pages(html))} pages in {shots}")
     return problems

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import html
 import re
 import shutil
@@ -273,6 +274,39 @@ def write_lite_contents(app: Any, error: Exception | None) -> None:
             jupytext.write(notebook, target / f"{source.stem}.ipynb", fmt="ipynb")
 
 
+def build_lite_if_stale(app: Any, error: Exception | None) -> None:
+    """jupyterlite-sphinx rebuilds the whole JupyterLite site (70 MB, ~10-30 s) on every
+    build. Rebuild it only when the notebooks it serves or the JupyterLite packages changed."""
+    if error is not None or app.builder.format != "html":
+        return
+    from importlib.metadata import version
+
+    from jupyterlite_sphinx.jupyterlite_sphinx import JUPYTERLITE_DIR, jupyterlite_build  # type: ignore[import-untyped]
+
+    contents = Path(app.srcdir) / "_build" / LITE_FOLDER
+    digest = hashlib.sha256()
+    for package in ("jupyterlite-core", "jupyterlite-pyodide-kernel", "jupyterlite-sphinx"):
+        digest.update(f"{package}=={version(package)}\n".encode())
+    for source in sorted((Path(app.srcdir) / "chapters").glob("*.py")):
+        if (contents / f"{source.stem}.ipynb").is_file():
+            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    site = Path(app.outdir) / JUPYTERLITE_DIR
+    stamp = site / ".course-stamp"
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") == digest.hexdigest():
+        print("[course] the JupyterLite site is up to date")
+        return
+    jupyterlite_build(app, error)
+    stamp.write_text(digest.hexdigest(), encoding="utf-8")
+
+
+def _take_over_lite_build(app: Any) -> None:
+    from jupyterlite_sphinx.jupyterlite_sphinx import jupyterlite_build
+
+    listeners = app.events.listeners["build-finished"]
+    listeners[:] = [listener for listener in listeners if listener.handler is not jupyterlite_build]
+    app.connect("build-finished", build_lite_if_stale)
+
+
 def require_dot(app: Any) -> None:
     dot = app.config.graphviz_dot
     if shutil.which(dot) is None:
@@ -314,6 +348,7 @@ def setup(app: Any) -> dict[str, Any]:
     # jupyterlite-sphinx links a web font for its "try examples" buttons, which the course
     # does not use: the book makes no request to other sites.
     _drop_css(app, "fonts.googleapis.com")
+    _take_over_lite_build(app)
     app.connect("config-inited", _theme_defaults)
     app.connect("builder-inited", require_dot)
     app.connect("html-page-context", offer_ipynb, priority=500)  # before the theme's menus (501)

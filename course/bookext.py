@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import ast
-import hashlib
 import html
 import re
 import shutil
@@ -275,28 +274,43 @@ def write_lite_contents(app: Any, error: Exception | None) -> None:
 
 
 def build_lite_if_stale(app: Any, error: Exception | None) -> None:
-    """jupyterlite-sphinx rebuilds the whole JupyterLite site (70 MB, ~10-30 s) on every
-    build. Rebuild it only when the notebooks it serves or the JupyterLite packages changed."""
+    """jupyterlite-sphinx rebuilds the whole JupyterLite site (70 MB, 10-30 s) on every
+    build. Build it only when it is missing or the JupyterLite packages or the set of
+    notebooks changed; when only a notebook's text changed, copy the notebooks in."""
     if error is not None or app.builder.format != "html":
         return
     from importlib.metadata import version
 
     from jupyterlite_sphinx.jupyterlite_sphinx import JUPYTERLITE_DIR, jupyterlite_build  # type: ignore[import-untyped]
 
-    contents = Path(app.srcdir) / "_build" / LITE_FOLDER
-    digest = hashlib.sha256()
-    for package in ("jupyterlite-core", "jupyterlite-pyodide-kernel", "jupyterlite-sphinx"):
-        digest.update(f"{package}=={version(package)}\n".encode())
-    for source in sorted((Path(app.srcdir) / "chapters").glob("*.py")):
-        if (contents / f"{source.stem}.ipynb").is_file():
-            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    contents = sorted((Path(app.srcdir) / "_build" / LITE_FOLDER).glob("*.ipynb"))
+    packages = ("jupyterlite-core", "jupyterlite-pyodide-kernel", "jupyterlite-sphinx")
+    shape = ";".join([*(f"{p}=={version(p)}" for p in packages), *(c.name for c in contents)])
     site = Path(app.outdir) / JUPYTERLITE_DIR
     stamp = site / ".course-stamp"
-    if stamp.is_file() and stamp.read_text(encoding="utf-8") == digest.hexdigest():
-        print("[course] the JupyterLite site is up to date")
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") == shape:
+        _refresh_lite_files(site, contents)
+        print("[course] JupyterLite site up to date; notebooks refreshed")
         return
     jupyterlite_build(app, error)
-    stamp.write_text(digest.hexdigest(), encoding="utf-8")
+    stamp.write_text(shape, encoding="utf-8")
+
+
+def _refresh_lite_files(site: Path, contents: list[Path]) -> None:
+    """Put the current notebooks in the built site, and their sizes in its listing."""
+    import json
+
+    listing_file = site / "api" / "contents" / "all.json"
+    listing = json.loads(listing_file.read_text(encoding="utf-8"))
+    sizes = {}
+    for notebook in contents:
+        target = site / "files" / notebook.name
+        if not target.is_file() or target.read_bytes() != notebook.read_bytes():
+            shutil.copyfile(notebook, target)
+        sizes[notebook.name] = target.stat().st_size
+    for entry in listing.get("content", []):
+        entry["size"] = sizes.get(entry.get("name"), entry.get("size"))
+    listing_file.write_text(json.dumps(listing), encoding="utf-8")
 
 
 def _take_over_lite_build(app: Any) -> None:

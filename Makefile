@@ -1,11 +1,12 @@
-# One entry point for readers, teachers and CI. `make book` and `make test` are the
-# README's two commands; both create the virtual environment on first use.
+# One entry point for learners, teachers and CI; every target creates the virtual
+# environment on first use. Learners: `make lab`, `make check`, `make progress`, `make book`
+# (none of them changes a file in exercises/). Maintainers and CI: `make test` and the rest.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: book book-force test browser-check linkcheck bench-book bench exercises appendix clean
+.PHONY: lab check progress book book-force test browser-check linkcheck bench-book bench exercises appendix release clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +14,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/python -m course lab
+
+# The grader's verdict on your exercises/ (CHAPTER=01_classes for one chapter).
+check: $(STAMP)
+	$(BIN)/python -m course check $(CHAPTER)
+
+progress: $(STAMP)
+	$(BIN)/python -m course progress
 
 book: $(STAMP)
 	$(BIN)/python -m course book
@@ -40,6 +51,10 @@ exercises: $(STAMP)
 
 appendix: $(STAMP)
 	$(BIN)/python -m course appendix
+
+# The student edition for a class: make release OUT=../course-student-edition
+release: $(STAMP)
+	$(BIN)/python -m course release $(OUT) --git
 
 clean:
 	rm -rf _build

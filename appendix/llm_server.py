@@ -56,7 +56,17 @@ print("the server is listening:", client.get("/health").json())
 # ## OpenAI-style chat completions
 # `POST /v1/chat/completions` takes and returns the bodies OpenAI documents. The models are
 # `mock-gpt`, `mock-gpt-mini`, `mock-claude`, `mock-claude-haiku` (chat) and `mock-embed`
-# (embeddings); `GET /v1/models` lists them.
+# (embeddings). Real names are answered too, by the matching mock model, and echoed back
+# as the request gave them: `gpt-4o`, `gpt-4.1`, `gpt-4o-mini`, `claude-sonnet-4-5`,
+# `claude-haiku-4-5`, `text-embedding-3-small` and more, with dated snapshots such as
+# `gpt-4o-2024-08-06`. `GET /v1/models` lists every name; an unknown one is a 404 whose
+# message lists the names that exist.
+#
+# Every answer carries rate-limit headers (`x-ratelimit-*`, `anthropic-ratelimit-*`) and
+# the usage detail fields (`prompt_tokens_details.cached_tokens`,
+# `cache_read_input_tokens`, ...; always 0 here: there is no prompt cache). A parameter
+# the server does not know is accepted, as the real APIs keep adding them, and listed in
+# the request log's `unknown_params`, so a misspelt one still shows.
 
 # %% tags=["nbval-check-output"]
 request = {
@@ -91,9 +101,12 @@ assert "".join(deltas) == body["choices"][0]["message"]["content"]
 
 # %% [markdown]
 # ## Anthropic-style messages
-# `POST /v1/messages` wants `x-api-key`, `anthropic-version` and `max_tokens`, as Anthropic's
-# API does. Its stream is made of *named* events: `message_start`, `content_block_delta`,
-# ..., `message_stop`.
+# `POST /v1/messages` wants the key, `anthropic-version` and `max_tokens`, as Anthropic's
+# API does. The key goes in `x-api-key`, as Anthropic documents it; `Authorization:
+# Bearer`, which the official SDK sends since 2.0, works too. Its stream is made of *named*
+# events: `message_start`, `content_block_delta`, ..., `message_stop`.
+# `POST /v1/messages/count_tokens` answers `{"input_tokens": N}` for the same body
+# (without `max_tokens`).
 
 # %% tags=["nbval-check-output"]
 message = {
@@ -115,6 +128,121 @@ with client.stream(
 print([name for name in names if name != "content_block_delta"])
 print(names.count("content_block_delta"), "content_block_delta events")
 
+# %% [markdown]
+# ## Tool calls
+# Send `tools` and the answer may be a tool call instead of text, in either format, plain or
+# streamed (OpenAI: `delta.tool_calls` with argument fragments; Anthropic: `tool_use`
+# blocks with `input_json_delta`). Every `tool_choice` form is honoured: `auto`, `none`,
+# `required` or a named function (Anthropic: `auto`, `any`, `tool`, `none`). The server
+# decides like a cautious model: with `auto` it calls the tool whose name or description
+# shares a word with the last user message, and once tool results come back it answers
+# in text that reports them. The arguments are a deterministic instance of the tool's JSON
+# Schema, preferring names from the prompt. `X-Mock-Tool-Calls` scripts the calls instead,
+# even invalid ones, to test a client's validation.
+
+# %% tags=["nbval-check-output"]
+weather_tool = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+            "required": ["city", "unit"],
+        },
+    },
+}
+question = {"role": "user", "content": "What is the weather in Oslo?"}
+call_request = {"model": "gpt-4o-mini", "messages": [question], "tools": [weather_tool]}
+choice = client.post("/v1/chat/completions", headers=openai_headers, json=call_request)
+choice = choice.json()["choices"][0]
+call = choice["message"]["tool_calls"][0]
+print(choice["finish_reason"], call["function"])
+
+follow_up = [
+    question,
+    choice["message"],
+    {"role": "tool", "tool_call_id": call["id"], "content": '{"temp_c": 4}'},
+]
+answer = client.post(
+    "/v1/chat/completions",
+    headers=openai_headers,
+    json={**call_request, "messages": follow_up},
+)
+print(answer.json()["choices"][0]["message"]["content"])
+
+scripted_call = {
+    **openai_headers,
+    "X-Mock-Tool-Calls": '{"name": "get_weather", "arguments": "{oops"}',
+}
+forced = client.post(
+    "/v1/chat/completions", headers=scripted_call, json=call_request
+).json()
+print(forced["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
+
+# %% [markdown]
+# ## Structured output
+# `response_format` with `"type": "json_schema"` (Chat Completions), `text.format` (the
+# Responses API) and `output_config.format` or the older `output_format` (Anthropic) are
+# answered with a deterministic instance of the schema: required fields, types, enums,
+# bounds, nested objects and arrays, `$defs`/`$ref` as Pydantic writes them. So
+# `client.chat.completions.parse(response_format=Model)` and
+# `client.messages.parse(output_format=Model)` work. A scripted reply (`X-Mock-Reply`)
+# wins over the schema, to test what a client does with an answer that does not fit.
+
+# %% tags=["nbval-check-output"]
+schema = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "priority": {"enum": ["low", "high"]},
+        "steps": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    },
+    "required": ["title", "priority", "steps"],
+    "additionalProperties": False,  # strict mode wants every object closed
+}
+form = {
+    "type": "json_schema",
+    "json_schema": {"name": "plan", "schema": schema, "strict": True},
+}
+planned = client.post(
+    "/v1/chat/completions",
+    headers=openai_headers,
+    json={**request, "response_format": form},
+).json()
+print(planned["choices"][0]["message"]["content"])
+
+# %% [markdown]
+# ## The Responses API
+# `POST /v1/responses` takes `input` (a string or a list of items), `instructions`,
+# function `tools`, `tool_choice`, `text.format` and `max_output_tokens`. Streamed, it sends
+# named events: `response.created`, `response.in_progress`, `response.output_item.added`,
+# `response.content_part.added`, `response.output_text.delta`, ..., `response.completed`
+# (`response.function_call_arguments.delta` for a call). It keeps no past responses:
+# `previous_response_id` is accepted but ignored, so send the whole conversation.
+
+# %% tags=["nbval-check-output"]
+responded = client.post(
+    "/v1/responses",
+    headers=openai_headers,
+    json={
+        "model": "gpt-4.1",
+        "input": "What should a timeout protect?",
+        "stream": True,
+    },
+)
+kinds = [
+    line.removeprefix("event: ")
+    for line in responded.text.splitlines()
+    if line.startswith("event: ")
+]
+print([kind for kind in kinds if kind != "response.output_text.delta"])
+
+# %% [markdown]
+# The official `openai` and `anthropic` packages work against the server unchanged: give
+# them `base_url` (`f"{server.base_url}/v1"` for OpenAI, `server.base_url` for Anthropic)
+# and any key. Chapter 7 shows them next to raw `httpx`.
 # %% [markdown]
 # ## Embeddings
 # `POST /v1/embeddings` returns unit vectors seeded by the text: equal texts, equal vectors.

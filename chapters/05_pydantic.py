@@ -31,12 +31,18 @@
 # - how to recognise Pydantic v1 code and migrate it;
 # - discriminated unions for tool calls, and JSON that a model wrapped in prose or a code
 #   fence, parsed from the course's local LLM server;
+# - structured output: a Pydantic model's JSON Schema sent to the provider, the answer
+#   validated (`.parse()` with the official SDK), and a repair prompt, a retry cap and
+#   a fallback for the answers that still fail;
+# - tool calling with a typed registry: definitions generated from Pydantic models,
+#   calls validated as a discriminated union, and a loop that runs the tools and sends
+#   the results back, with a cap on rounds; OpenAI and Anthropic shapes side by side;
 # - what validation costs against a dataclass, measured;
 # - configuration with `pydantic-settings`: environment variables, `.env` files,
 #   `SecretStr` and profiles.
 #
-# The exercises have you build the configuration system of an LLM service:
-# [the chapter 5 exercises](../exercises/05_pydantic).
+# The exercises have you build the configuration system of an LLM service, and a tool
+# registry with its calling loop: [the chapter 5 exercises](../exercises/05_pydantic).
 
 # %% [markdown]
 # ## Circles of trust
@@ -627,6 +633,428 @@ except ValidationError as exc:
     )
     print("Your JSON was invalid:", feedback)
 
+# %% [markdown]
+# ## Structured output: send the schema, validate the answer
+#
+# Extracting JSON from prose is the fallback. The better path is to hand the provider
+# the schema and ask it to answer with an instance. Chat Completions takes it as
+# `response_format` with `"type": "json_schema"`; the Responses API as
+# `text.format`; Anthropic's Messages API as `output_config.format`. The schema is the
+# one Pydantic already writes for you:
+
+# %% tags=["nbval-check-output"]
+print(json.dumps(TicketLabel.model_json_schema()))
+
+
+# %% tags=["nbval-check-output"]
+def schema_request(messages: list[dict], model: type[BaseModel]) -> dict:
+    """A chat request whose answer must be an instance of `model`'s JSON Schema."""
+    form = {"name": model.__name__, "schema": model.model_json_schema()}
+    return {
+        "model": "gpt-4o-mini",  # a real name: the local server answers it too
+        "messages": messages,
+        "response_format": {"type": "json_schema", "json_schema": form},
+    }
+
+
+question = [{"role": "user", "content": "Classify: I want my money back."}]
+reply = client.post("/v1/chat/completions", json=schema_request(question, TicketLabel))
+content = reply.json()["choices"][0]["message"]["content"]
+print(content)
+print(TicketLabel.model_validate_json(content))
+
+# %% [markdown]
+# The local server answers with a deterministic instance of whatever schema you send
+# (required fields, types, enums, bounds, nested models), so this runs offline and
+# gives the same answer every time. A real model picks the values; the shape is what
+# the schema guarantees.
+#
+# Add `"strict": true` and the provider promises the answer matches the schema, with
+# two conditions on the schema: every property is listed in `required`, and every
+# object says `"additionalProperties": false`. Pydantic's schema leaves fields with
+# defaults out of `required` and does not close objects. The local server checks both
+# conditions as OpenAI does, so the mistake shows up here first:
+
+# %% tags=["nbval-check-output"]
+strict_body = schema_request(question, TicketLabel)
+strict_body["response_format"]["json_schema"]["strict"] = True
+refused = client.post("/v1/chat/completions", json=strict_body)
+print(refused.status_code, refused.json()["error"]["message"])
+
+# %% [markdown]
+# The official `openai` package rewrites the schema for you (closing every object and
+# listing every field as required) and parses the answer back into your model:
+# `.parse()` is the whole round trip in one call. The client points at the local server
+# through `base_url`:
+
+# %% tags=["nbval-check-output"]
+from openai import OpenAI
+
+sdk = OpenAI(base_url=f"{server.base_url}/v1", api_key=server.api_key)
+parsed = sdk.chat.completions.parse(
+    model="gpt-4o-mini", messages=question, response_format=TicketLabel
+)
+label = parsed.choices[0].message.parsed
+print(type(label).__name__, label)
+
+# %% [markdown]
+# ### When the answer does not validate
+#
+# A schema makes a bad answer rare, not impossible. Validate anyway, because:
+#
+# - the answer may be **cut short**: `finish_reason == "length"` at `max_tokens`, and
+#   half an object is not JSON (`.parse()` raises `LengthFinishReasonError` for it);
+# - the model may **refuse** (`message.refusal` is set and there is no JSON);
+# - not every provider, model or gateway enforces the schema; JSON mode
+#   (`"type": "json_object"`) promises JSON, not your fields;
+# - your model has rules a JSON Schema cannot say (a `model_validator` that compares two
+#   fields), so a schema-valid answer can still fail `model_validate_json`.
+#
+# The recipe: validate; on failure send the errors back and ask once more (a **repair
+# prompt**); stop after a fixed number of attempts; then fall back to something safe
+# that says so, such as routing the ticket to a person. Never loop until it works.
+#
+# To show it offline, this server scripts a model that gets it wrong the first time: a
+# prompt with the marker `[triage]` gets a bad label, and a prompt that contains the
+# repair message gets a good one. `[stubborn]` never learns.
+
+
+# %%
+def triage_model(prompt: str) -> str:
+    if "did not validate" in prompt:
+        return '{"label": "refund_request", "confidence": 0.9, "needs_human": false}'
+    return '{"label": "complaint", "confidence": 1.4, "needs_human": false}'
+
+
+def stubborn_model(prompt: str) -> str:
+    return '```json\n{"label": "refund"}\n```'
+
+
+from typing import TypeVar
+
+scripted = LLMServer(replies={"[triage]": triage_model, "[stubborn]": stubborn_model})
+scripted.start()
+triage_http = httpx.Client(
+    base_url=scripted.base_url, headers={"Authorization": f"Bearer {scripted.api_key}"}
+)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def problems_of(exc: ValidationError, whole: str = "the answer") -> str:
+    """Each error as `where: what`, for a person or a model to act on."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def ask_structured(
+    prompt: str, model: type[M], *, attempts: int = 3, fallback: M | None = None
+) -> M:
+    """Ask for an instance of `model`; repair up to `attempts`, then fall back."""
+    messages = [{"role": "user", "content": prompt}]
+    for attempt in range(1, attempts + 1):
+        response = triage_http.post(
+            "/v1/chat/completions", json=schema_request(messages, model)
+        )
+        choice = response.json()["choices"][0]
+        text = choice["message"]["content"] or ""
+        if choice["finish_reason"] == "length":
+            problems = "the answer was cut at max_tokens"
+        else:
+            try:
+                return model.model_validate_json(text)
+            except ValidationError as exc:
+                problems = problems_of(exc)
+        print(f"attempt {attempt} failed: {problems}")
+        messages += [
+            {"role": "assistant", "content": text},
+            {
+                "role": "user",
+                "content": f"Your JSON did not validate: {problems}. "
+                "Answer again with corrected JSON only.",
+            },
+        ]
+    if fallback is None:
+        raise ValueError(f"no valid {model.__name__} after {attempts} attempts")
+    print("falling back")
+    return fallback
+
+
+# %% tags=["nbval-check-output"]
+print(ask_structured("[triage] I want my money back.", TicketLabel))
+
+# %% tags=["nbval-check-output"]
+safe = TicketLabel(label="other", confidence=0.0, needs_human=True)
+print(
+    ask_structured(
+        "[stubborn] Where is my order?", TicketLabel, attempts=2, fallback=safe
+    )
+)
+
+# %% [markdown]
+# The repair prompt carries the errors' `loc` and `msg`, never the raw `str(exc)`: the
+# model needs to know which field is wrong and why, and `input_value=...` would repeat
+# whatever the user typed. Notice also what `[stubborn]` shows: a fenced answer does
+# not even parse. In production, run `extract_json` before `model_validate_json`, and
+# count the attempts in a metric: a rising repair rate is an early sign of a prompt or
+# model change.
+
+# %% [markdown]
+# ## Tool calling with a typed registry
+#
+# With tools, the model does not answer; it asks **your code** to run a function and
+# send back the result. The request lists the tools with a JSON Schema for each one's
+# arguments; the answer names a tool and carries the arguments as JSON **text**, which
+# you must parse and validate like any other model output. The round trip:
+#
+# 1. send the conversation and the tool definitions;
+# 2. if the answer has tool calls, run each one and append its result to the
+#    conversation, then go back to 1;
+# 3. if the answer is text, that is the final answer.
+#
+# A **registry** keeps everything about a tool in one place: its name, its description,
+# a Pydantic model for its arguments and the function that runs it. The definitions the
+# provider needs are generated from the models, so they cannot drift from the code.
+
+# %%
+import functools
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import create_model
+
+
+class WeatherArgs(BaseModel):
+    city: str = Field(description="A city name, such as Paris")
+    unit: Literal["celsius", "fahrenheit"] = "celsius"
+
+
+class DocsArgs(BaseModel):
+    query: str = Field(min_length=3)
+    top_k: int = Field(default=3, ge=1, le=10)
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    args: type[BaseModel]
+    run: Callable[[Any], str]
+
+
+class ToolRegistry:
+    def __init__(self) -> None:
+        self.tools: dict[str, Tool] = {}
+
+    def tool(self, args: type[BaseModel]) -> Callable[[Callable], Callable]:
+        """Decorator: register a function under its name; its docstring describes it."""
+
+        def register(function: Callable[[Any], str]) -> Callable[[Any], str]:
+            doc = (function.__doc__ or "").strip()
+            self.tools[function.__name__] = Tool(function.__name__, doc, args, function)
+            return function
+
+        return register
+
+    def openai_tools(self) -> list[dict]:
+        return [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.args.model_json_schema(),
+                },
+            }
+            for t in self.tools.values()
+        ]
+
+    def anthropic_tools(self) -> list[dict]:
+        return [
+            {
+                "name": t.name,
+                "description": t.description,
+                "input_schema": t.args.model_json_schema(),
+            }
+            for t in self.tools.values()
+        ]
+
+
+registry = ToolRegistry()
+
+
+@registry.tool(WeatherArgs)
+def get_weather(args: WeatherArgs) -> str:
+    """The current weather in a city."""
+    return json.dumps({"city": args.city, "temperature": 21, "unit": args.unit})
+
+
+@registry.tool(DocsArgs)
+def search_docs(args: DocsArgs) -> str:
+    """Search the product documentation."""
+    return json.dumps(
+        [f"doc-{i}: about {args.query}" for i in range(1, args.top_k + 1)]
+    )
+
+
+# %% [markdown]
+# The same tool, as each provider wants it. The schema is identical; the envelope is
+# not:
+
+# %% tags=["nbval-check-output"]
+print(json.dumps(registry.openai_tools()[0])[:150], "...")
+print(json.dumps(registry.anthropic_tools()[0])[:150], "...")
+
+# %% [markdown]
+# A call arrives as a tool name plus arguments. That is a tagged union, exactly the
+# shape of the discriminated union earlier in the chapter, with the tool name as the
+# tag. `create_model` builds one model per tool (its arguments plus a `tool` field
+# fixed to its name), and a `TypeAdapter` over their union validates a call against the
+# one tool it names. One more method on the registry runs a call and turns every
+# failure into a message for the model, because the model can fix its own mistakes if
+# it is told what they were:
+
+
+# %%
+def call_adapter(registry: ToolRegistry) -> TypeAdapter:
+    members = [
+        create_model(f"{t.name}_call", __base__=t.args, tool=(Literal[t.name], ...))
+        for t in registry.tools.values()
+    ]
+    union = functools.reduce(operator.or_, members)  # A | B | C, built at run time
+    return TypeAdapter(Annotated[union, Field(discriminator="tool")])
+
+
+def execute(registry: ToolRegistry, name: str, arguments: str) -> str:
+    """Run one call; a bad call becomes an error message the model can act on."""
+    try:
+        data = json.loads(arguments)
+        call = call_adapter(registry).validate_python({**data, "tool": name})
+    except json.JSONDecodeError as exc:
+        return f"error: the arguments of {name} are not JSON ({exc.msg})"
+    except ValidationError as exc:
+        return f"error: bad call to {name}: {problems_of(exc, 'the call')}"
+    return registry.tools[call.tool].run(call)
+
+
+# %% tags=["nbval-check-output"]
+print(execute(registry, "get_weather", '{"city": "Lyon"}'))
+print(execute(registry, "get_weather", '{"city": 5}'))
+print(execute(registry, "delete_database", "{}"))
+print(execute(registry, "search_docs", '{"query": "refunds", "top'))
+
+# %% [markdown]
+# Now the loop. It must end even when the model keeps calling tools, so it has a cap on
+# rounds: a model stuck in a loop costs money on every round and never answers.
+
+
+# %%
+class TooManyRounds(Exception):
+    """The model kept calling tools; no final answer within the cap."""
+
+
+def run_with_tools(
+    prompt: str, *, max_rounds: int = 4, tool_choice: str = "auto"
+) -> str:
+    messages: list[dict] = [{"role": "user", "content": prompt}]
+    for round_number in range(1, max_rounds + 1):
+        body = {
+            "model": "gpt-4o-mini",
+            "messages": messages,
+            "tools": registry.openai_tools(),
+            "tool_choice": tool_choice,
+        }
+        response = client.post("/v1/chat/completions", json=body)
+        response.raise_for_status()
+        message = response.json()["choices"][0]["message"]
+        messages.append(message)  # the assistant turn, tool calls included
+        if not message.get("tool_calls"):
+            return message["content"]
+        for call in message["tool_calls"]:
+            name, arguments = call["function"]["name"], call["function"]["arguments"]
+            result = execute(registry, name, arguments)
+            print(f"round {round_number}: {name}({arguments}) -> {result}")
+            messages.append(
+                {"role": "tool", "tool_call_id": call["id"], "content": result}
+            )
+    raise TooManyRounds(f"no final answer after {max_rounds} rounds")
+
+
+# %% tags=["nbval-check-output"]
+print(run_with_tools("What is the weather in Paris?"))
+
+# %% [markdown]
+# The local server decides like a cautious model: with `tool_choice="auto"` it calls the
+# tool whose name or description shares a word with the question, and answers in text
+# once tool results come back. `"required"` forces a call on every round, which is how
+# to see the cap work:
+
+# %% tags=["nbval-check-output"]
+try:
+    run_with_tools("Find the docs about refunds", max_rounds=2, tool_choice="required")
+except TooManyRounds as exc:
+    print("stopped:", exc)
+
+# %% [markdown]
+# Three details in the loop matter with every provider. The assistant message that made
+# the calls goes back into the conversation **before** the results. Each result carries
+# the `tool_call_id` of its call, since a model may call several tools at once. And a
+# failed call is sent back as a result, not raised, so the model can correct itself
+# (count those too: a tool that fails often has a bad description or schema).
+#
+# Anthropic's Messages API has the same loop in other shapes:
+#
+# - **definition**: OpenAI wraps it, `{"type": "function", "function": {name,
+#   description, parameters}}`; Anthropic does not, `{name, description, input_schema}`.
+# - **forcing a call**: `tool_choice="required"` or `{"type": "function", "function":
+#   {"name": ...}}`; Anthropic says `{"type": "any"}` or `{"type": "tool", "name":
+#   ...}`. No calls: `"none"` against `{"type": "none"}`.
+# - **the call**: `message.tool_calls[i].function.arguments` is JSON **text**; a
+#   `tool_use` content block's `input` is already an **object**.
+# - **why it stopped**: `finish_reason == "tool_calls"` against
+#   `stop_reason == "tool_use"`.
+# - **the result**: a message with `role: "tool"` and `tool_call_id`, against a
+#   `tool_result` block with `tool_use_id` inside a `user` message.
+#
+# One round trip in Anthropic's format, through the same registry:
+
+# %% tags=["nbval-check-output"]
+anthropic_headers = {"x-api-key": server.api_key, "anthropic-version": "2023-06-01"}
+turns: list[dict] = [{"role": "user", "content": "What is the weather in Oslo?"}]
+body = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 300,
+    "tools": registry.anthropic_tools(),
+}
+first = client.post(
+    "/v1/messages", headers=anthropic_headers, json=body | {"messages": turns}
+)
+first = first.json()
+use = next(block for block in first["content"] if block["type"] == "tool_use")
+print(first["stop_reason"], use["name"], use["input"])
+result = execute(registry, use["name"], json.dumps(use["input"]))
+turns += [
+    {"role": "assistant", "content": first["content"]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": use["id"], "content": result}
+        ],
+    },
+]
+final = client.post(
+    "/v1/messages", headers=anthropic_headers, json=body | {"messages": turns}
+)
+print(final.json()["stop_reason"], final.json()["content"][0]["text"])
+
+# %%
+triage_http.close()
+scripted.stop()
+sdk.close()
 # %%
 client.close()
 server.stop()
@@ -907,7 +1335,17 @@ os.chdir(previous_dir)
 # validate, preferably in one `TypeAdapter(list[Chunk]).validate_json(...)` call.
 # ```
 #
-# **7.** Name two ways an API key typed as `SecretStr` can still leak.
+# **7.** Your tool loop sent back a tool result, and the provider answered 400. The
+# result message had the right `tool_call_id`. What is the likely mistake?
+#
+# ```{admonition} Answer
+# :class: dropdown
+# The assistant message that made the calls is missing from the conversation: each
+# result must follow the assistant turn whose `tool_calls` (or `tool_use` blocks) it
+# answers. Append the assistant message first, then one result per call.
+# ```
+#
+# **8.** Name two ways an API key typed as `SecretStr` can still leak.
 #
 # ```{admonition} Answer
 # :class: dropdown
@@ -927,6 +1365,10 @@ os.chdir(previous_dir)
 #   between your own services.
 # - Discriminated unions for tool calls; extract JSON from prose and fences before
 #   validating it.
+# - Send the schema (`response_format`, `output_config.format`) and still validate the
+#   answer; repair with the errors, cap the attempts, fall back on purpose.
+# - Tools: generate definitions from models, validate each call before running it, send
+#   failures back as results, and cap the rounds of the loop.
 # - Validation costs microseconds per record; measure before reaching for a dataclass.
 # - `BaseSettings` reads the environment and `.env` files; `SecretStr` masks keys;
 #   profiles live in files.
@@ -937,7 +1379,7 @@ os.chdir(previous_dir)
 # Build the configuration system of an LLM service in
 # [the exercises](../exercises/05_pydantic): API keys, model parameters, a retry policy
 # and feature flags, loaded from the environment and `.env`, with profiles and masked
-# secrets.
+# secrets; then a typed tool registry and the loop that lets a model call it.
 #
 # Then [Chapter 6](06_resilience) deals with the provider on the other side of the
 # boundary failing: retries, rate limits, circuit breakers and fallbacks.

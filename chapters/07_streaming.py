@@ -38,7 +38,10 @@
 #   depends on it;
 # - the faults a stream meets in production (dropped connections, stalls, slow trickles,
 #   broken chunks), the exceptions they raise, and total against gap timeouts;
-# - why partial JSON cannot be parsed until it is complete.
+# - why partial JSON cannot be parsed until it is complete, and how streamed tool-call
+#   arguments are assembled, one buffer per call;
+# - the official `openai` and `anthropic` SDKs pointed at the same server: what they do
+#   for you (retries, `Retry-After`, typed errors, stream helpers) and what they hide.
 #
 # In [the exercises](../exercises/07_streaming) you build a streaming processor that
 # handles both formats, times out when a stream stalls, reports progress and emits each
@@ -1137,6 +1140,255 @@ async with open_stream("Extract the tickets. #tickets", max_tokens=40) as respon
 print(f"finish_reason={finish!r}; the text ends with {text[-30:]!r}")
 
 # %% [markdown]
+# ## Streamed tool calls: arguments in pieces
+#
+# A tool call streams too, and its arguments are JSON, so everything above applies: the
+# arguments arrive as fragments that cut through strings and numbers, and only the
+# joined text parses. The two formats differ in where the fragments go:
+#
+# - **OpenAI**: a delta carries `tool_calls`, a list of partial calls. The first delta of
+#   a call has its `index`, `id` and `function.name`, with empty arguments; later deltas
+#   carry only the `index` and the next piece of `function.arguments`. Several calls in
+#   one answer are told apart by `index`. The last chunk says
+#   `finish_reason: "tool_calls"`.
+# - **Anthropic**: each call is a content block. `content_block_start` brings a
+#   `tool_use` block with its `id`, `name` and an empty `input`; `content_block_delta`
+#   events of type `input_json_delta` carry `partial_json`; `content_block_stop` ends
+#   the block, and only then is its JSON complete.
+#
+# So the buffer idea comes back, one buffer per call, and the rule is the same: append
+# every fragment, parse once the call is complete, never before. The
+# `X-Mock-Tool-Calls` header scripts two calls here, so the stream has two indexes.
+
+# %%
+WEATHER = {
+    "name": "get_weather",
+    "description": "The current weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+        "required": ["city", "unit"],
+    },
+}
+two_calls = json.dumps(
+    [
+        {"name": "get_weather", "arguments": {"city": "Zürich", "unit": "c"}},
+        {"name": "get_weather", "arguments": {"city": "Lima", "unit": "f"}},
+    ]
+)
+
+
+async def openai_tool_calls(response: httpx.Response) -> list[dict]:
+    """Assemble the tool calls of an OpenAI-style stream: one buffer per call index."""
+    calls: dict[int, dict] = {}
+    finished = False
+    async for chunk in openai_chunks(response):
+        for choice in chunk["choices"]:
+            for part in choice["delta"].get("tool_calls") or []:
+                call = calls.setdefault(part["index"], {"name": "", "arguments": ""})
+                function = part.get("function") or {}
+                call["id"] = part.get("id") or call.get("id")
+                call["name"] += function.get("name") or ""
+                call["arguments"] += function.get("arguments") or ""
+                print(f"  index {part['index']}: {call['arguments']!r}")
+            finished = finished or choice["finish_reason"] == "tool_calls"
+    if not finished:
+        raise StreamIncomplete("the stream ended before the tool calls were complete")
+    return [
+        calls[index] | {"arguments": json.loads(calls[index]["arguments"])}
+        for index in sorted(calls)
+    ]
+
+
+# %% tags=["nbval-check-output"]
+request = {
+    "model": "gpt-4o-mini",
+    "stream": True,
+    "messages": [{"role": "user", "content": "Weather in Zürich and Lima?"}],
+    "tools": [{"type": "function", "function": WEATHER}],
+}
+headers = OPENAI_HEADERS | {"X-Mock-Tool-Calls": two_calls}
+async with http.stream(
+    "POST", "/v1/chat/completions", json=request, headers=headers
+) as response:
+    for call in await openai_tool_calls(response):
+        print(call["name"], call["arguments"])
+
+
+# %% [markdown]
+# The Anthropic version keys its buffers by content block index, and a block's JSON is
+# complete at its `content_block_stop`:
+
+
+# %%
+async def anthropic_tool_uses(response: httpx.Response) -> list[dict]:
+    """Assemble the tool_use blocks of an Anthropic-style stream."""
+    blocks: dict[int, dict] = {}
+    async for name, data in sse_events(response.aiter_lines()):
+        event = json.loads(data)
+        if (
+            name == "content_block_start"
+            and event["content_block"]["type"] == "tool_use"
+        ):
+            start = event["content_block"]
+            blocks[event["index"]] = {
+                "id": start["id"],
+                "name": start["name"],
+                "json": "",
+            }
+        elif (
+            name == "content_block_delta"
+            and event["delta"]["type"] == "input_json_delta"
+        ):
+            blocks[event["index"]]["json"] += event["delta"]["partial_json"]
+        elif name == "content_block_stop" and event["index"] in blocks:
+            block = blocks[event["index"]]
+            block["input"] = json.loads(block.pop("json") or "{}")  # complete: parse
+        elif name == "message_stop":
+            return list(blocks.values())
+    raise StreamIncomplete("the stream ended without message_stop")
+
+
+# %% tags=["nbval-check-output"]
+request = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 300,
+    "stream": True,
+    "messages": [{"role": "user", "content": "What is the weather in Oslo?"}],
+    "tools": [
+        {
+            "name": WEATHER["name"],
+            "description": WEATHER["description"],
+            "input_schema": WEATHER["parameters"],
+        }
+    ],
+}
+async with http.stream(
+    "POST", "/v1/messages", json=request, headers=ANTHROPIC_HEADERS
+) as response:
+    for use in await anthropic_tool_uses(response):
+        print(use["name"], use["input"])
+
+# %% [markdown]
+# Do not run a tool whose call is incomplete. A dropped stream can leave a prefix such
+# as `{"city": "Zür` in the buffer, or worse, one that happens to parse: `{"amount": 1`
+# when `1000` was on its way. For a tool with side effects (a refund, an e-mail), treat
+# "the stream ended before `finish_reason`/`content_block_stop`" as "no call at all",
+# and ask again.
+
+# %% [markdown]
+# ## The official SDKs on the same server
+#
+# Everything in this course talks to the API with `httpx`, because that shows what is on
+# the wire. In production you will often use the providers' own packages, `openai` and
+# `anthropic`. Both take a `base_url`, so they run against the local server unchanged.
+# Here is the same streamed answer both ways:
+
+# %% tags=["nbval-check-output"]
+import anthropic
+import openai
+
+oai = openai.AsyncOpenAI(base_url=f"{server.base_url}/v1", api_key=server.api_key)
+claude = anthropic.AsyncAnthropic(base_url=server.base_url, api_key=server.api_key)
+
+raw = "".join([piece async for piece in stream_text("What is SSE?")])
+stream = await oai.chat.completions.create(
+    model="mock-gpt",
+    stream=True,
+    messages=[{"role": "user", "content": "What is SSE?"}],
+)
+sdk_text = "".join(
+    [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+)
+print("openai SDK == raw httpx:", sdk_text == raw)
+
+async with claude.messages.stream(
+    model="mock-claude",
+    max_tokens=300,
+    messages=[{"role": "user", "content": "What is SSE?"}],
+) as events:
+    claude_text = "".join([piece async for piece in events.text_stream])
+print("anthropic SDK:", claude_text[:60], "...")
+
+# %% [markdown]
+# A word on the key. Anthropic's API documentation asks for the key in an `x-api-key`
+# header (plus `anthropic-version`), and that is what to send when you write the request
+# yourself, as this chapter does. The `anthropic` SDK sends the same key as
+# `Authorization: Bearer <key>` since its 2.0 release; the local server accepts both.
+#
+# What the SDK does for you:
+#
+# - **Retries**, twice by default, with exponential backoff and jitter, on connection
+#   errors, 408, 409, 429 and 5xx, and it waits as long as `Retry-After` (or
+#   `retry-after-ms`) asks when the server says;
+# - **typed errors**: `RateLimitError`, `AuthenticationError`, `NotFoundError`,
+#   `InternalServerError`..., each with `.status_code`, `.body` and the response, and
+#   `APIConnectionError`/`APITimeoutError` for the network;
+# - **stream helpers** that do this chapter's assembly: text deltas, tool-call
+#   arguments joined per index, a final message object at the end;
+# - `.parse()` for structured output and typed response objects everywhere.
+#
+# Watch a retry happen. The first two calls get a 429 with a short `Retry-After`; the
+# SDK waits and tries again, and your code only sees the success. (`server.url()` puts
+# the fault in the base URL, for clients that take a base URL but no extra headers.) The
+# server's log tells the whole story:
+
+# %% tags=["nbval-check-output"]
+server.reset()
+patient = openai.AsyncOpenAI(
+    base_url=server.url("fail_first:2:rate_limited:retry_after=0.1", key="sdk") + "/v1",
+    api_key=server.api_key,
+)
+answer = await patient.chat.completions.create(
+    model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}]
+)
+print("the caller saw:", answer.choices[0].finish_reason)
+print("the server saw:", [record.status for record in server.log])
+
+# %% [markdown]
+# And with retries off, the error is a typed exception that carries the response, so the
+# `Retry-After` value is one attribute away:
+
+# %% tags=["nbval-check-output"]
+impatient = openai.AsyncOpenAI(
+    base_url=server.url("rate_limited:retry_after=3") + "/v1",
+    api_key=server.api_key,
+    max_retries=0,
+)
+try:
+    await impatient.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}]
+    )
+except openai.RateLimitError as exc:
+    print(
+        type(exc).__name__,
+        exc.status_code,
+        "retry-after:",
+        exc.response.headers["retry-after"],
+    )
+
+# %% [markdown]
+# What the SDK hides, and what to decide yourself:
+#
+# - its **default timeout** is ten minutes per request, and there is no gap timeout for
+#   a stream: a stalled stream waits that long (set `timeout=` and keep chapter 7's gap
+#   timeout);
+# - retries multiply **latency and cost**: two retries with backoff can turn a 2 s
+#   failure into 8 s or more, and each retry of a long prompt is billed again. Set
+#   `max_retries` on purpose, and log retries (the request log above shows them; in
+#   production, a hook or the `x-stainless-retry-count` header does);
+# - the wire: you no longer see a malformed event or where a stream stopped, only the
+#   exception the SDK chose;
+# - one provider's shapes: an `openai` response object is not an `anthropic` one, so a
+#   fallback between providers still needs your own small interface (chapter 6).
+#
+# The course keeps raw `httpx` in the lessons because the failures are easier to see
+# there; knowing both is the point.
+
+# %%
+for sdk_client in (oai, claude, patient, impatient):
+    await sdk_client.close()
+# %% [markdown]
 # ## Putting it together
 #
 # The exercises build a streaming processor from this chapter's parts:
@@ -1255,7 +1507,10 @@ server.stop()
 #   broken chunks, error events after a `200`, and streams that end without their end
 #   marker. Time the gap between pieces, not only the total.
 # - JSON cannot be parsed until it is complete, and counting braces breaks on braces inside
-#   strings.
+#   strings. Streamed tool calls need one argument buffer per call (`index`, or the
+#   content block), parsed only when the call is complete.
+# - The official SDKs retry (honouring `Retry-After`), raise typed errors and assemble
+#   streams for you; they also hide the wire and default to a ten-minute timeout.
 
 # %% [markdown]
 # ## Next

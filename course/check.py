@@ -26,10 +26,12 @@ def _find_notebook(slug: str, folder: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None = None) -> None:
+def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None = None,
+          verbose: bool = False) -> None:
     """Grade ``exercise_id`` in the saved notebook here and print what to fix.
 
-    ``course`` is for the grader's own tests, which point it at a fixture course.
+    ``verbose=True`` prints each failing test in full. ``course`` is for the grader's own
+    tests, which point it at a fixture course.
     """
     if os.environ.get(SANDBOX_ENV):
         print(f"check({exercise_id!r}): skipped while the grader runs this notebook")
@@ -49,16 +51,40 @@ def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None =
     if notebook is None:
         print(f"No {slug}.ipynb or {slug}.py in {here}: run check() from the exercise notebook.")
         return
+    if _untouched(notebook, course, slug):
+        points = sum(t.points for t in tests.tests if t.exercise == exercise_id)
+        print(f"{notebook.name} is the untouched exercise notebook (as saved).")
+        print(f"{exercise_id}: 0/{points} (not started)")
+        print("Next: replace its `raise NotImplementedError`, save, and run this cell again.")
+        return
     options = engine.Options(exercises=(exercise_id,), run_notebook=False)
     report = engine.grade(notebook, course, options)
+    report.attach_hints({t.nodeid: t.hint for t in tests.tests})
     saved = time.time() - notebook.stat().st_mtime
     print(f"Checked {notebook.name} as last saved ({_ago(saved)}); save first to check new work.")
     for problem in report.problems + [p for c in report.chapters for p in c.problems]:
         print(f"! {problem}")
     for ex in report.exercises():
-        print(exercise_feedback(ex))
+        print(exercise_feedback(ex, verbose))
         if ex.status == "passed":
             print("Well done: this exercise earns full marks.")
+        elif ex.status == "not started":
+            print("Next: replace its `raise NotImplementedError`, save, and run this cell again.")
+        else:
+            print("Next: fix the first failure above, save, and run this cell again"
+                  + ("." if verbose else f"; check({exercise_id!r}, verbose=True) shows more."))
+
+
+def _untouched(notebook: Path, course: Course, slug: str) -> bool:
+    """Whether the saved notebook is still the exercise as generated (its recorded
+    fingerprint): then nothing has been written, whatever the tests would say."""
+    from course.grader import prepare
+
+    try:
+        nb = prepare.read(notebook.name, notebook.read_bytes())
+    except (OSError, prepare.BadNotebook):
+        return False
+    return prepare.is_untouched(nb, course.reference_notebook(slug))
 
 
 def _ago(seconds: float) -> str:

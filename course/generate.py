@@ -21,10 +21,12 @@ indent a stub line further. A whole cell tagged
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from course import ROOT
+from course import ROOT, stubs
 
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
@@ -160,6 +162,11 @@ def _chapter_heading(root: Path, slug: str) -> str:
 
 def expected_exercises(root: Path = ROOT) -> dict[Path, str]:
     """Every exercise file that ``solutions/`` implies, with its expected text."""
+    if not (root / "solutions").is_dir():
+        raise GenerateError(
+            f"{root} has no solutions/ (a student edition?): there is nothing to generate "
+            "from, and exercises/ is the learner's to edit"
+        )
     expected = {}
     solutions = sorted((root / "solutions").glob("*.py"))
     for solution, following in zip(solutions, [*solutions[1:], None], strict=True):
@@ -171,30 +178,108 @@ def expected_exercises(root: Path = ROOT) -> dict[Path, str]:
     return expected
 
 
-def write_exercises(root: Path = ROOT) -> list[Path]:
-    """Regenerate ``exercises/``; return the files that changed or were removed."""
+class EditedExercises(GenerateError):
+    """Regenerating would overwrite a learner's work; ``force`` was not given."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        names = ", ".join(str(p.relative_to(p.parent.parent)) for p in paths)
+        super().__init__(
+            f"not overwriting {names}: edited since `course generate` wrote "
+            f"{'it' if len(paths) == 1 else 'them'} (your work?). To replace "
+            f"{'it' if len(paths) == 1 else 'them'} with the fresh exercise anyway, run "
+            "`python -m course generate --force`: the edited files are kept in backups/."
+        )
+
+
+def _edited(path: Path, recorded: dict[str, stubs.Original], expected: str | None) -> bool:
+    """A file that is neither what generate would write now nor what it wrote last time."""
+    if not path.is_file():
+        return False
+    text = path.read_text(encoding="utf-8")
+    if expected is not None and text == expected:
+        return False
+    return stubs.text_hash(text) != getattr(recorded.get(path.name), "sha256", None)
+
+
+def backup(paths: list[Path], root: Path) -> Path:
+    """Copy ``paths`` to ``backups/<time>/`` (same relative layout); return that folder."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    folder = root / "backups" / stamp
+    for path in paths:
+        target = folder / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    return folder
+
+
+def write_exercises(root: Path = ROOT, *, force: bool = False) -> list[Path]:
+    """Regenerate ``exercises/`` and its fingerprint record; return what changed.
+
+    An exercise a learner edited is never overwritten silently: without ``force`` this
+    raises :class:`EditedExercises` before writing anything; with it, the edited files
+    are first copied to ``backups/``. A file in ``exercises/`` that generate never wrote
+    (a learner's own notebook) is left alone.
+    """
+    expected = expected_exercises(root)
+    recorded = stubs.load(root)
+    orphans = [p for p in sorted((root / "exercises").glob("*.py")) if p not in expected]
+    edited = [p for p, text in expected.items() if _edited(p, recorded, text)]
+    edited += [p for p in orphans if p.name in recorded and _edited(p, recorded, None)]
+    if edited and not force:
+        raise EditedExercises(edited)
+    if edited:
+        backup(edited, root)
     changed = []
-    for stale in stale_exercises(root):
-        changed.append(stale.path)
-        if stale.reason == "not made from any solution":
-            stale.path.unlink()
-    for path, text in expected_exercises(root).items():
+    for path in orphans:
+        if path.name in recorded:  # generated once, for a chapter that is gone
+            path.unlink()
+            changed.append(path)
+    for path, text in expected.items():
         path.parent.mkdir(exist_ok=True)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
+            changed.append(path)
+    fingerprints = {p.name: stubs.describe(p.name, text) for p, text in expected.items()}
+    if stubs.write(root, fingerprints):
+        changed.append(stubs.record_path(root))
     return changed
 
 
 def stale_exercises(root: Path = ROOT) -> list[StaleFile]:
-    """Exercise files that differ from what ``solutions/`` would generate."""
+    """What ``course generate`` has to fix: exercises that ``solutions/`` no longer implies.
+
+    The check compares the recorded fingerprints with ``solutions/``, not the files: a
+    learner's edits to ``exercises/`` are their work, not staleness (see
+    :func:`learner_edits`).
+    """
     expected = expected_exercises(root)
+    recorded = stubs.load(root)
     stale = []
     for path, text in expected.items():
-        if not path.exists():
+        was = recorded.get(path.name)
+        if was is None:
+            stale.append(StaleFile(path, "missing" if not path.exists() else "no fingerprint recorded"))
+        elif was.sha256 != stubs.text_hash(text):
+            reason = "out of date"
+            if _edited(path, recorded, text):
+                reason += " and edited since generated (`generate --force` keeps a backup)"
+            stale.append(StaleFile(path, reason))
+        elif not path.exists():
             stale.append(StaleFile(path, "missing"))
-        elif path.read_text(encoding="utf-8") != text:
-            stale.append(StaleFile(path, "out of date"))
     for path in sorted((root / "exercises").glob("*.py")):
-        if path not in expected:
+        if path not in expected and path.name in recorded:
             stale.append(StaleFile(path, "not made from any solution"))
+    for name in sorted(set(recorded) - {p.name for p in expected}):
+        if not (root / "exercises" / name).exists():
+            stale.append(StaleFile(root / "exercises" / name, "recorded but not made from any solution"))
     return stale
+
+
+def learner_edits(root: Path = ROOT) -> list[Path]:
+    """Exercise files that differ from what ``course generate`` wrote: someone's work."""
+    recorded = stubs.load(root)
+    return [
+        p for p in sorted((root / "exercises").glob("*.py"))
+        if p.name in recorded and not stubs.is_pristine(p, recorded[p.name])
+    ]

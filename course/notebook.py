@@ -141,31 +141,49 @@ def load_notebook(path: str | Path, module_name: str | None = None) -> types.Mod
     ``nb_`` plus the file stem) so that dataclasses, pickling and ``typing.get_type_hints``
     resolve names in it. Raises :class:`NotebookError` with the cell and line on failure.
     """
+    return compile_notebook(path).load(module_name)
+
+
+@dataclass(frozen=True)
+class CompiledNotebook:
+    """A notebook's definitions, parsed and compiled once, ready to run into fresh modules."""
+
+    path: Path
+    cells: tuple[tuple[CodeCell, str, types.CodeType], ...]  # (cell, filename, code)
+
+    def load(self, module_name: str | None = None) -> types.ModuleType:
+        name = module_name or "nb_" + re.sub(r"\W", "_", self.path.stem)
+        module = types.ModuleType(name, f"Definitions from the notebook {self.path.name}")
+        module.__file__ = str(self.path)
+        sys.modules[name] = module
+        try:
+            for cell, filename, code in self.cells:
+                try:
+                    exec(code, module.__dict__)
+                except Exception as exc:
+                    raise NotebookError(
+                        f"{self.path.name}: {type(exc).__name__} while loading cell {cell.number}"
+                        f"{_failing_line(exc, filename, cell)}: {exc}"
+                    ) from exc
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return module
+
+
+def compile_notebook(path: str | Path) -> CompiledNotebook:
+    """Parse and compile a notebook's definitions. Raises :class:`NotebookError`."""
     path = Path(path).resolve()
     if not path.is_file():
         raise NotebookError(f"{path}: no such notebook")
-    name = module_name or "nb_" + re.sub(r"\W", "_", path.stem)
-    module = types.ModuleType(name, f"Definitions from the notebook {path.name}")
-    module.__file__ = str(path)
-    sys.modules[name] = module
-    try:
-        for cell in read_cells(path):
-            if DEMO_TAG in cell.tags:
-                continue
-            filename = str(path) if cell.first_line is not None else f"{path}#cell{cell.number}"
-            tree = cell_definitions(cell, filename)
-            code = compile(tree, filename, "exec", dont_inherit=True)
-            try:
-                exec(code, module.__dict__)
-            except Exception as exc:
-                raise NotebookError(
-                    f"{path.name}: {type(exc).__name__} while loading cell {cell.number}"
-                    f"{_failing_line(exc, filename, cell)}: {exc}"
-                ) from exc
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
+    compiled = []
+    for cell in read_cells(path):
+        if DEMO_TAG in cell.tags:
+            continue
+        filename = str(path) if cell.first_line is not None else f"{path}#cell{cell.number}"
+        tree = cell_definitions(cell, filename)
+        compiled.append((cell, filename, compile(tree, filename, "exec", dont_inherit=True)))
+    return CompiledNotebook(path, tuple(compiled))
 
 
 def _failing_line(exc: BaseException, filename: str, cell: CodeCell) -> str:

@@ -1,17 +1,19 @@
 """The pytest side of the course: the ``--target`` switch, exercise metadata, reports.
 
-Exercise tests live in ``tests/test_<slug>.py`` and take the ``notebook`` fixture, which
-is the chapter's exercise notebook loaded from the current target. Each graded test is
-marked with the exercise it belongs to, its points and a hint::
+Exercise tests live in ``tests/test_<slug>.py``. Each graded test is marked with the
+exercise it belongs to, its points and a hint, and reaches the chapter's notebook only
+through probes (:mod:`course.probing`) called with the ``notebook`` fixture, which runs
+them in a worker process (:mod:`course.grader.judge`)::
 
     @exercise("provider_registry", points=2, hint="Look at __init_subclass__.")
-    def test_subclasses_register_themselves(notebook): ...
+    def test_subclasses_register_themselves(notebook):
+        assert probe_registry(notebook, key)["registered"]
 
-The grader runs the same tests in a sandbox with two more switches: ``--course-channel``
-(results travel back over a pipe, signed with a nonce read from stdin before any student
-code loads; see :mod:`course.grader.channel`) and ``--course-manifest`` (write the list of
-graded tests after collection, from the course's own files only).
-"""
+The grader runs the tests as the judge, with ``--course-worker`` (how to start the
+sandboxed worker) and ``--course-report`` (the verdicts), and collects them with
+``--course-manifest``. nbval's run of a whole notebook in the sandbox reports over
+``--course-channel`` (records signed with a nonce read before any student code loads;
+see :mod:`course.grader.channel`)."""
 
 from __future__ import annotations
 
@@ -29,9 +31,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from course.grader import channel, guard
+from course.grader import channel, feedback, guard, judge
 from course.notebook import NotebookError
-from course.targets import TARGET_ENV, load_exercise, resolve_target
+from course.targets import TARGET_ENV, find_notebook, resolve_target
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARKER = "exercise"
@@ -39,6 +41,7 @@ SLUG = re.compile(r"^\d+_\w+$")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MAX_MESSAGE = 2000
 MAX_CELL_OUTPUT = 10 * 2**20
+DEV_EXERCISE_TIMEOUT = 300.0  # a guard against hangs; the grader passes its own, shorter
 _exit_now = os._exit  # bound before student code can replace it
 
 
@@ -96,6 +99,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--course-manifest", default=None, help="(grader) write the graded tests as JSON here"
+    )
+    group.addoption(
+        "--course-worker", default=None, metavar="LAUNCH.json",
+        help="(grader) how to start the sandboxed worker that runs judged tests' probes",
+    )
+    group.addoption(
+        "--course-exercise-timeout", type=float, default=DEV_EXERCISE_TIMEOUT,
+        help="seconds of probe time each exercise's tests may use in all",
     )
 
 
@@ -181,14 +192,50 @@ def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) 
 
 
 @pytest.fixture
-def notebook(request: pytest.FixtureRequest) -> types.ModuleType:
-    """The exercise notebook of this test file's chapter, freshly loaded from the target."""
+def notebook(request: pytest.FixtureRequest) -> judge.RemoteNotebook:
+    """The exercise notebook of this test file's chapter: a handle whose only use is
+    running probes on it in a worker process (:mod:`course.probing`)."""
+    return _remote_notebook(request, chapter_of(Path(str(request.path))))
+
+
+@pytest.fixture
+def submission_file(request: pytest.FixtureRequest) -> Path:
+    """The submitted notebook's file, for tools that read it without running it (mypy).
+
+    Only in a separate process with a time limit: the bytes are the learner's.
+    """
     slug = chapter_of(Path(str(request.path)))
-    try:
-        target = resolve_target(request.config.getoption("--target"))
-        return load_exercise(slug, target)
-    except NotebookError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    return Path(_remote_notebook(request, slug).worker.launch.notebook)
+
+
+_workers_key = pytest.StashKey[dict[str, "judge.WorkerProcess"]]()
+_spent_key = pytest.StashKey[dict[str, float]]()
+
+
+def _remote_notebook(request: pytest.FixtureRequest, slug: str) -> judge.RemoteNotebook:
+    config = request.config
+    workers = config.stash.setdefault(_workers_key, {})
+    if slug not in workers:
+        launch_file = config.getoption("--course-worker")
+        if launch_file:
+            launch = judge.Launch.read(Path(launch_file))
+        else:
+            try:
+                target = resolve_target(config.getoption("--target"))
+                found = find_notebook(slug, target)
+            except NotebookError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            launch = judge.Launch.local(found, config.rootpath)
+        workers[slug] = judge.WorkerProcess(launch)
+    exercise_id = graded_info(request.node)[0] or request.node.nodeid
+    spent = config.stash.setdefault(_spent_key, {})
+    allowed = float(config.getoption("--course-exercise-timeout"))
+
+    def spend(seconds: float) -> None:
+        spent[exercise_id] = spent.get(exercise_id, 0.0) + seconds
+
+    return judge.RemoteNotebook(workers[slug], config.rootpath,
+                                lambda: allowed - spent.get(exercise_id, 0.0), spend)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -204,9 +251,11 @@ def pytest_runtest_makereport(
             report.outcome = "failed"
             message = (f"the cell printed {printed / 2**20:.0f} MB; a notebook that floods "
                        f"its output (over {MAX_CELL_OUTPUT // 2**20} MB a cell) does not pass")
-    outcome = report.outcome
+    outcome: str = report.outcome
     if hasattr(report, "wasxfail"):
         outcome = "skipped"  # an expected failure is not a pass
+    elif call.excinfo is not None and report.failed:
+        outcome = _judged_outcome(call.excinfo.value, outcome)
     item.stash.setdefault(_phases_key, []).append((report.when, outcome, message))
     failed_setup = report.when == "setup" and not report.passed
     if report.when == "call" or failed_setup:
@@ -217,6 +266,15 @@ def pytest_runtest_makereport(
     if _channel is not None and report.when in ("call", "teardown"):
         _report_to_grader(item, report.when)
     return report
+
+
+def _judged_outcome(exc: BaseException, outcome: str) -> str:
+    """A worker that stopped, or a notebook that would not load, says so in the outcome."""
+    if isinstance(exc, judge.WorkerStopped):
+        return "timeout" if exc.ending == "timeout" else "crashed"
+    if isinstance(exc, judge.ProbeError) and exc.type_name == "NotebookError":
+        return "error"
+    return outcome
 
 
 def _cell_output_size(item: pytest.Item) -> int:
@@ -277,6 +335,9 @@ def _verdict(phases: list[tuple[str, str, str]]) -> tuple[str, str]:
 
 def _short_message(excinfo: pytest.ExceptionInfo[BaseException], item: pytest.Item) -> str:
     exc = excinfo.value
+    if isinstance(exc, (judge.ProbeError, judge.WorkerStopped)):
+        text = str(exc)
+        return text if len(text) < MAX_MESSAGE else text[:MAX_MESSAGE] + " [...]"
     inner = getattr(exc, "inner_traceback", None)  # nbval: the cell's own traceback
     if isinstance(inner, str):
         source = str(getattr(getattr(item, "cell", None), "source", "")).strip().splitlines()
@@ -288,6 +349,7 @@ def _short_message(excinfo: pytest.ExceptionInfo[BaseException], item: pytest.It
     else:
         text = excinfo.exconly(tryshort=True).strip()
     text = text if len(text) < MAX_MESSAGE else text[:MAX_MESSAGE] + " [...]"
+    text = feedback.shorten(text)
     where = _notebook_line(excinfo, item)
     return f"{text}\n(raised at {where})" if where else text
 
@@ -310,6 +372,8 @@ def _notebook_line(excinfo: pytest.ExceptionInfo[BaseException], item: pytest.It
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for worker in session.config.stash.get(_workers_key, {}).values():
+        worker.stop()
     path = session.config.getoption("--course-report")
     if path:
         results = [asdict(r) for r in session.config.stash[_results_key]]

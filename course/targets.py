@@ -8,11 +8,10 @@ submission (a folder of notebooks, or one notebook file).
 from __future__ import annotations
 
 import os
-import types
 from pathlib import Path
 
 from course import NOTEBOOK_SUFFIXES, ROOT
-from course.notebook import NotebookError, load_notebook
+from course.notebook import NotebookError
 
 TARGET_ENV = "COURSE_TARGET"
 NAMED_TARGETS = ("solutions", "exercises")
@@ -38,9 +37,3 @@ def find_notebook(slug: str, target: Path) -> Path:
         if candidate.is_file():
             return candidate
     raise NotebookError(f"no notebook {slug}.py or {slug}.ipynb in {target}")
-
-
-def load_exercise(slug: str, target: str | Path | None = None) -> types.ModuleType:
-    """Load chapter ``slug``'s exercise notebook from the target as a module."""
-    folder = Path(target) if isinstance(target, Path) else resolve_target(target)
-    return load_notebook(find_notebook(slug, folder), module_name=f"nb_{slug}")

@@ -246,9 +246,11 @@ check("token_bucket")
 #
 # - the ceiling doubles with each attempt and is capped:
 #   `ceiling = min(cap, base * 2 ** (attempt - 1))`;
-# - the delay is "equal jitter": half the ceiling, plus a random part of the other half,
-#   `ceiling / 2 + rand() * ceiling / 2`. Call `rand()` exactly once; the tests pass
-#   their own. (Half is fixed so that a retry never fires straight away.)
+# - the delay is a random share of the ceiling. Two schemes are accepted, pick one:
+#   "equal jitter", half the ceiling plus a random part of the other half,
+#   `ceiling / 2 + rand() * ceiling / 2` (half is fixed, so a retry never fires straight
+#   away), or "full jitter", `rand() * ceiling` (chapter 6's choice: it spreads retries
+#   the most). Call `rand()` exactly once; the tests pass their own.
 # - `attempt` below 1 raises `ValueError`.
 
 # %%
@@ -308,6 +310,12 @@ check("backoff_delay")
 #    0.0 when no attempt follows). Pick the level: INFO for a success, WARNING for a
 #    retry, ERROR for a failure is a good habit. A JSON formatter turns these fields into
 #    one JSON line per attempt, as the demo shows.
+#
+# **What the graded run uses.** The default limit, 100 requests a minute, would make the
+# test's 200 concurrent calls take two minutes, so the test builds the client with
+# `requests_per_minute=6000` (100 a second) and `burst=10`, and checks that no window of
+# time saw more requests reach the server than 10 plus 100 a second allow. Your code is
+# the same at either speed: the rate lives in the `TokenBucket`, not in `complete()`.
 
 # %%
 LOGGER = logging.getLogger("course.llm_client")

@@ -27,6 +27,7 @@
 # | `settings_profiles` | `load_settings()`: dev, staging and prod override files | 3 |
 # | `settings_validation` | `ConfigError` and `config_error()`: fail fast, name the setting | 4 |
 # | `secret_masking` | secrets hidden everywhere; `log_settings()` | 3 |
+# | `tool_registry` | a typed tool registry and the loop that lets a model call it | 5 |
 #
 # Everything you need is in [the lesson](../chapters/05_pydantic). Write your answers
 # where a cell raises `NotImplementedError`, save the notebook, then run the `check(...)`
@@ -364,3 +365,243 @@ print(repr(demo.openai_api_key), demo.model_dump_json(include={"openai_api_key"}
 
 # %%
 check("secret_masking")
+
+
+# %% [markdown]
+# ## Exercise `tool_registry` (5 points)
+#
+# A model that can call tools is only as safe as the code between its answer and your
+# functions. Build that code: a **registry** that owns every tool (name, description,
+# a Pydantic model for the arguments, the function that runs it), generates the tool
+# definitions for both providers from the models, validates each call before running
+# it, and a **loop** that runs the calls and sends the results back, with a cap on
+# rounds. The lesson's section on tool calling shows every piece.
+#
+# **`ToolRegistry`**
+#
+# - `tool(args, *, name=None, description=None)` is a decorator that registers the
+#   function it decorates as a tool whose arguments are the model `args`. The name
+#   defaults to the function's `__name__`; the description to its docstring, stripped
+#   (`""` when there is none). The function takes one argument (an instance of `args`)
+#   and returns a `str`; the decorator returns it unchanged. A name that is already
+#   registered, or that does not match `^[a-zA-Z0-9_-]{1,64}$` (the providers' rule),
+#   raises `ValueError`.
+# - `definitions(style)` returns the definitions of every tool, in the order they were
+#   registered, as plain dicts. `style="openai"`:
+#   `{"type": "function", "function": {"name": ..., "description": ..., "parameters":
+#   <args.model_json_schema()>}}`; `style="anthropic"`: `{"name": ..., "description": ...,
+#   "input_schema": <args.model_json_schema()>}`. Any other style: `ValueError`.
+# - `parse(name, arguments)` turns a call into an instance of that tool's model.
+#   `arguments` is JSON text (OpenAI) or a dict (Anthropic's `input`). Raise
+#   `ToolCallError` (given below) when the tool is unknown (the message names it **and
+#   lists the registered tools**), when the text is not a JSON object (the message names
+#   the tool and says `JSON`), or when validation fails (the message names the tool and
+#   the path of **every** field in error, such as `unit` or `window.days`).
+# - `execute(name, arguments)` runs a call and **never raises**: it returns the
+#   function's result; for a `ToolCallError`, `"error: "` followed by its message; when
+#   the function itself raises, `"error: <name> failed: <the exception's message>"`.
+#   A model reads these errors as the tool's result and can correct its call.
+#
+# **`run_tools(client, registry, messages, *, model="mock-gpt", max_rounds=4,
+# tool_choice="auto")`** talks to an OpenAI-style `/v1/chat/completions` through the
+# `httpx.Client` it is given (its base URL and key are set already):
+#
+# 1. post `{"model", "messages", "tools": registry.definitions("openai"), "tool_choice"}`
+#    and raise for an error status (`response.raise_for_status()`);
+# 2. append the assistant message to `messages` as it came (tool calls included);
+# 3. if it has no `tool_calls`, return its `content`: the final answer;
+# 4. otherwise, for each call in order, append `{"role": "tool", "tool_call_id": <the
+#    call's id>, "content": registry.execute(<name>, <arguments>)}`, and start a new
+#    round.
+#
+# `messages` is the caller's list: append to it, so the caller keeps the whole
+# conversation even when the loop fails. After `max_rounds` requests without a final
+# answer, raise `TooManyRounds`.
+
+# %%
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+
+class ToolCallError(Exception):
+    """A tool call that cannot run: unknown tool, arguments not JSON, or invalid."""
+
+
+class TooManyRounds(Exception):
+    """The model kept calling tools and gave no final answer within the cap."""
+
+
+Handler = Callable[[Any], str]
+
+
+# %%
+class ToolRegistry:
+    def __init__(self) -> None:
+        # BEGIN SOLUTION
+        self._tools: dict[str, tuple[str, type[BaseModel], Handler]] = {}
+        # END SOLUTION
+
+    def tool(
+        self,
+        args: type[BaseModel],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Callable[[Handler], Handler]:
+        # BEGIN SOLUTION
+        def register(function: Handler) -> Handler:
+            tool_name = name if name is not None else function.__name__
+            if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", tool_name):
+                raise ValueError(
+                    f"invalid tool name {tool_name!r}: use 1-64 letters, digits, _ or -"
+                )
+            if tool_name in self._tools:
+                raise ValueError(f"a tool named {tool_name!r} is already registered")
+            text = (
+                description
+                if description is not None
+                else (function.__doc__ or "").strip()
+            )
+            self._tools[tool_name] = (text, args, function)
+            return function
+
+        return register
+        # END SOLUTION
+
+    def definitions(self, style: str = "openai") -> list[dict[str, Any]]:
+        # BEGIN SOLUTION
+        if style not in ("openai", "anthropic"):
+            raise ValueError(
+                f"unknown style {style!r}: expected 'openai' or 'anthropic'"
+            )
+        result: list[dict[str, Any]] = []
+        for name, (text, args, _) in self._tools.items():
+            schema = args.model_json_schema()
+            if style == "openai":
+                function = {"name": name, "description": text, "parameters": schema}
+                result.append({"type": "function", "function": function})
+            else:
+                result.append(
+                    {"name": name, "description": text, "input_schema": schema}
+                )
+        return result
+        # END SOLUTION
+
+    def parse(self, name: str, arguments: str | dict[str, Any]) -> BaseModel:
+        # BEGIN SOLUTION
+        if name not in self._tools:
+            known = ", ".join(self._tools) or "none"
+            raise ToolCallError(
+                f"unknown tool {name!r}; the registered tools are: {known}"
+            )
+        args = self._tools[name][1]
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError as exc:
+                raise ToolCallError(
+                    f"the arguments of {name} are not valid JSON: {exc.msg}"
+                ) from None
+        if not isinstance(arguments, dict):
+            raise ToolCallError(f"the arguments of {name} must be a JSON object")
+        try:
+            return args.model_validate(arguments)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, error['loc'])) or '(arguments)'}: {error['msg']}"
+                for error in exc.errors(include_input=False, include_url=False)
+            )
+            raise ToolCallError(f"invalid arguments for {name}: {problems}") from None
+        # END SOLUTION
+
+    def execute(self, name: str, arguments: str | dict[str, Any]) -> str:
+        # BEGIN SOLUTION
+        try:
+            call = self.parse(name, arguments)
+        except ToolCallError as exc:
+            return f"error: {exc}"
+        try:
+            return self._tools[name][2](call)
+        except Exception as exc:  # a tool's failure is a result the model can act on
+            return f"error: {name} failed: {exc}"
+        # END SOLUTION
+
+
+# %%
+def run_tools(
+    client: httpx.Client,
+    registry: ToolRegistry,
+    messages: list[dict[str, Any]],
+    *,
+    model: str = "mock-gpt",
+    max_rounds: int = 4,
+    tool_choice: str = "auto",
+) -> str:
+    # BEGIN SOLUTION
+    tools = registry.definitions("openai")
+    for _ in range(max_rounds):
+        body = {
+            "model": model,
+            "messages": messages,
+            "tools": tools,
+            "tool_choice": tool_choice,
+        }
+        response = client.post("/v1/chat/completions", json=body)
+        response.raise_for_status()
+        message = response.json()["choices"][0]["message"]
+        messages.append(message)
+        calls = message.get("tool_calls") or []
+        if not calls:
+            return str(message.get("content") or "")
+        for call in calls:
+            result = registry.execute(
+                call["function"]["name"], call["function"]["arguments"]
+            )
+            messages.append(
+                {"role": "tool", "tool_call_id": call["id"], "content": result}
+            )
+    raise TooManyRounds(f"no final answer after {max_rounds} rounds")
+    # END SOLUTION
+
+
+# %% [markdown]
+# Try it against the local server: one weather tool, one question. The server calls the
+# tool whose name or description shares a word with the question, then answers in text
+# once the result comes back.
+
+# %% tags=["demo"]
+from course.llm_server import LLMServer
+
+
+class CityArgs(BaseModel):
+    city: str
+    unit: Literal["celsius", "fahrenheit"] = "celsius"
+
+
+demo_registry = ToolRegistry()
+
+
+@demo_registry.tool(CityArgs)
+def get_weather(args: CityArgs) -> str:
+    """The current weather in a city."""
+    return f"21 degrees {args.unit} in {args.city}"
+
+
+print(demo_registry.execute("get_weather", '{"city": 7}'))
+with (
+    LLMServer() as server,
+    httpx.Client(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"}
+    ) as http,
+):
+    conversation: list[dict[str, Any]] = [
+        {"role": "user", "content": "What is the weather in Paris?"}
+    ]
+    print(run_tools(http, demo_registry, conversation, model="gpt-4o-mini"))
+    print([message["role"] for message in conversation])
+# %%
+check("tool_registry")

@@ -184,7 +184,8 @@ class Provider:
 #   move it forward by hand.
 # - `state` is a `BreakerState`, computed when read: an open breaker whose cool-down
 #   has passed (`clock() - opened_at >= cooldown_s`) reads as `HALF_OPEN`.
-# - `failures` is the number of consecutive failures counted while closed.
+# - `failures` is the number of consecutive failures counted while closed. Opening the
+#   breaker sets it back to 0: each closed period counts its own failures.
 # - `await breaker.call(operation)` runs `await operation()` and returns its result, or
 #   raises:
 #   - **closed**: call it. A `RetryableError` counts as a failure and is re-raised; at

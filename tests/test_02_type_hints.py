@@ -1,56 +1,109 @@
-"""Graded tests for chapter 2's exercise: a type-safe response handler."""
+"""Graded tests for chapter 2's exercise: a type-safe response handler.
+
+Judged (see CONTRIBUTING.md): each ``probe_*`` runs the learner's code in a worker and
+returns what it saw as plain data; each test asserts on that data. The raw responses
+(ids, models, texts, token counts, how many choices and blocks) are drawn at random per
+run, so converters that return the published example values earn nothing. mypy reads
+the submitted file in a fresh process of the judge's (it never runs the code), not in
+the worker, where the learner's code could replace it.
+"""
 
 from __future__ import annotations
 
 import copy
-import re
+import random
+import string
+import subprocess
+import sys
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pydantic
 import pytest
-import typing_extensions
-from pydantic import TypeAdapter, ValidationError
 
+from course.probing import kind, probe, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same, same
-from course.typecheck import typecheck_notebook
 
-OPENAI: dict[str, Any] = {
-    "id": "chatcmpl-t1",
-    "object": "chat.completion",
-    "created": 1767225600,
-    "model": "gpt-4o-mini",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "Bonjour"}, "finish_reason": "stop"},
-        {"index": 1, "message": {"role": "assistant", "content": "Salut"}, "finish_reason": "stop"},
-    ],
-    "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
-}
-ANTHROPIC: dict[str, Any] = {
-    "id": "msg_t1",
-    "type": "message",
-    "role": "assistant",
-    "model": "claude-haiku-4-5",
-    "content": [{"type": "text", "text": "Bon"}, {"type": "text", "text": "jour"}],
-    "stop_reason": "end_turn",
-    "stop_sequence": None,
-    "usage": {"input_tokens": 9, "output_tokens": 4},
-}
+Data = Any
 
 
-def openai(**changes: Any) -> dict[str, Any]:
-    data = copy.deepcopy(OPENAI)
+def word(length: int = 6) -> str:
+    return "".join(random.choices(string.ascii_lowercase, k=length))
+
+
+def words(count: int) -> str:
+    return " ".join(word(random.randint(2, 7)) for _ in range(count))
+
+
+def openai_raw(text: str | None = None, reason: str = "stop") -> dict[str, Any]:
+    """A valid OpenAI-style response with random values; the first choice says ``text``."""
+    first = words(random.randint(1, 5)) if text is None else text
+    choices = [{"index": 0, "message": {"role": "assistant", "content": first},
+                "finish_reason": reason}]
+    for index in range(1, random.randint(1, 3)):  # later choices must be ignored
+        choices.append({"index": index, "message": {"role": "assistant", "content": words(2)},
+                        "finish_reason": "stop"})
+    prompt, completion = random.randint(1, 900), random.randint(1, 900)
+    return {"id": f"chatcmpl-{word(8)}", "object": "chat.completion",
+            "created": random.randint(1_700_000_000, 1_900_000_000),
+            "model": f"gpt-{word(4)}-{random.randint(1, 9)}", "choices": choices,
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion}}
+
+
+def anthropic_raw(blocks: int | None = None, reason: str = "end_turn") -> dict[str, Any]:
+    """A valid Anthropic-style response with random values and ``blocks`` text blocks."""
+    count = random.randint(2, 4) if blocks is None else blocks
+    return {"id": f"msg_{word(8)}", "type": "message", "role": "assistant",
+            "model": f"claude-{word(5)}-{random.randint(1, 9)}",
+            "content": [{"type": "text", "text": word(random.randint(2, 6))}
+                        for _ in range(count)],
+            "stop_reason": reason, "stop_sequence": None,
+            "usage": {"input_tokens": random.randint(1, 900),
+                      "output_tokens": random.randint(1, 900)}}
+
+
+def changed(raw: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    data = copy.deepcopy(raw)
     data.update(changes)
     return data
 
 
-def anthropic(**changes: Any) -> dict[str, Any]:
-    data = copy.deepcopy(ANTHROPIC)
-    data.update(changes)
-    return data
+def without(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in raw.items() if k != key}
+
+
+# --------------------------------------------------------------- worker-side helpers
+
+
+def outcome(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Data:
+    """What a call did, as data: the error it raised (its type, whether it is pydantic's
+    ValidationError, its full message) or what it returned. NotImplementedError
+    propagates: the test then fails with "not written yet"."""
+    from pydantic import ValidationError
+
+    try:
+        value = call(*args, **kwargs)
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        return {"error": kind(exc), "validation": isinstance(exc, ValidationError),
+                "message": shown(exc, str, limit=4000)}
+    return {"error": None, "returned": shown(value)}
+
+
+def key_text(key: Any) -> str:
+    return key if type(key) is str else f"<{kind(key)}> {shown(key)}"
+
+
+def text_or_shown(value: Any) -> Data:
+    """A plain value as itself; anything else (a str subclass...) as its type and repr."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return f"<{kind(value)}> {shown(value)}"
 
 
 def is_optional_str(hint: Any) -> bool:
@@ -61,17 +114,43 @@ def is_optional_str(hint: Any) -> bool:
     )
 
 
-def mentions(exc: BaseException, word: str) -> bool:
-    """Whether the error's text holds ``word``; a regex reads the characters themselves, so
-    a string subclass with a lying ``__contains__`` cannot fake it."""
-    return re.search(re.escape(word), str(exc)) is not None
+def typeddict_info(nb: Any, name: str) -> Data:
+    """A TypedDict's keys as data, or why it is not one."""
+    import typing_extensions
+
+    cls = getattr(nb, name, None)
+    if cls is None:
+        return {"problem": f"the notebook defines no {name}"}
+    if not typing_extensions.is_typeddict(cls):
+        return {"problem": f"{name} should be a TypedDict, got {shown(cls)}"}
+    hints = typing.get_type_hints(cls)
+    return {"problem": None, "keys": sorted(map(key_text, hints)),
+            "hints": {key_text(key): shown(hint) for key, hint in hints.items()},
+            "optional_str": sorted(key_text(key) for key, hint in hints.items()
+                                   if is_optional_str(hint)),
+            "optional_keys": sorted(map(key_text, cls.__optional_keys__)),
+            "required_keys": sorted(map(key_text, cls.__required_keys__))}
 
 
-def hints_of(notebook: types.ModuleType, name: str) -> dict[str, Any]:
-    cls = getattr(notebook, name, None)
-    assert cls is not None, f"the notebook defines no {name}"
-    assert typing_extensions.is_typeddict(cls), f"{name} should be a TypedDict, got {cls!r}"
-    return typing.get_type_hints(cls)
+FIELDS = ("provider", "model", "text", "finish_reason", "input_tokens", "output_tokens")
+
+
+def fields_of(nb: Any, response: Any) -> Data:
+    """An LLMResponse's fields as data, or a description of what came back instead."""
+    if type(response) is not nb.LLMResponse:
+        return f"not an LLMResponse: {shown(response)} ({kind(response)})"
+    return {name: text_or_shown(getattr(response, name, None)) for name in FIELDS}
+
+
+def converter(nb: Any, provider: str) -> Callable[[Any], Any]:
+    function: Callable[[Any], Any] = nb.from_openai if provider == "openai" else nb.from_anthropic
+    return function
+
+
+def need(data: Data) -> Data:
+    """Fail with the worker's description when a TypedDict could not be read."""
+    assert data["problem"] is None, data["problem"]
+    return data
 
 
 # --- typed_responses -------------------------------------------------------------------
@@ -91,12 +170,18 @@ EXPECTED_KEYS = {
 }
 
 
+@probe
+def probe_typeddicts(nb: Any, names: list[str]) -> Data:
+    return {name: typeddict_info(nb, name) for name in names}
+
+
 @exercise("typed_responses", points=1, hint=TYPED_HINT)
-def test_typeddicts_have_the_documented_keys(notebook: types.ModuleType) -> None:
+def test_typeddicts_have_the_documented_keys(notebook: Any) -> None:
+    got = probe_typeddicts(notebook, list(EXPECTED_KEYS))
     for name, keys in EXPECTED_KEYS.items():
-        found = set(hints_of(notebook, name))
-        assert same(found, keys), (
-            f"{name}: expected keys {sorted(keys)}, found {sorted(found)}"
+        info = need(got[name])
+        assert same(info["keys"], sorted(keys)), (
+            f"{name}: expected keys {sorted(keys)}, found {info['keys']}"
         )
 
 
@@ -105,22 +190,36 @@ def test_typeddicts_have_the_documented_keys(notebook: types.ModuleType) -> None
     hint="Look at which keys may be missing (NotRequired) and which may be null (X | None); "
     "they are different things.",
 )
-def test_optional_keys_and_nullable_values(notebook: types.ModuleType) -> None:
-    response = notebook.OpenAIResponse
-    assert same(response.__optional_keys__, frozenset({"usage"})), (
+def test_optional_keys_and_nullable_values(notebook: Any) -> None:
+    got = probe_typeddicts(notebook, ["OpenAIResponse", "OpenAIMessage", "AnthropicResponse"])
+    response = need(got["OpenAIResponse"])
+    assert same(response["optional_keys"], ["usage"]), (
         f"OpenAIResponse: only 'usage' may be missing; optional keys are "
-        f"{sorted(response.__optional_keys__)}"
+        f"{response['optional_keys']}"
     )
-    message = hints_of(notebook, "OpenAIMessage")
-    assert is_optional_str(message["content"]), (
-        f"OpenAIMessage.content should be str | None, got {message['content']}"
+    message = need(got["OpenAIMessage"])
+    assert "content" in message["optional_str"], (
+        f"OpenAIMessage.content should be str | None, got {message['hints'].get('content')!r}"
     )
-    block = notebook.AnthropicResponse
-    assert any(same(key, "stop_sequence") for key in block.__required_keys__), (
+    anthropic = need(got["AnthropicResponse"])
+    assert "stop_sequence" in anthropic["required_keys"], (
         "AnthropicResponse.stop_sequence is always present (it may be null): it must be required"
     )
-    stop = hints_of(notebook, "AnthropicResponse")["stop_sequence"]
-    assert is_optional_str(stop), f"AnthropicResponse.stop_sequence should be str | None, got {stop}"
+    assert "stop_sequence" in anthropic["optional_str"], (
+        f"AnthropicResponse.stop_sequence should be str | None, got "
+        f"{anthropic['hints'].get('stop_sequence')!r}"
+    )
+
+
+@probe
+def probe_validate(nb: Any, good: list[list[Any]], bad: list[list[Any]]) -> Data:
+    """Validate each ``[TypedDict name, data]`` with a TypeAdapter of the learner's type."""
+    from pydantic import TypeAdapter
+
+    adapters = {name: TypeAdapter(getattr(nb, name)) for name in
+                {name for name, _ in good + bad}}
+    return {"good": [outcome(adapters[name].validate_python, data) for name, data in good],
+            "bad": [outcome(adapters[name].validate_python, data) for name, data in bad]}
 
 
 @exercise(
@@ -128,38 +227,67 @@ def test_optional_keys_and_nullable_values(notebook: types.ModuleType) -> None:
     hint="Use Literal[...] for fixed strings, nest the TypedDicts, and give 'choices' a "
     "minimum length with Annotated; then try TypeAdapter(...).validate_python on bad data.",
 )
-def test_typeddicts_validate_at_runtime(notebook: types.ModuleType) -> None:
-    openai_adapter = TypeAdapter(notebook.OpenAIResponse)
-    anthropic_adapter = TypeAdapter(notebook.AnthropicResponse)
-    openai_adapter.validate_python(OPENAI)
-    anthropic_adapter.validate_python(ANTHROPIC)
+def test_typeddicts_validate_at_runtime(notebook: Any) -> None:
+    o, a = openai_raw(), anthropic_raw()
+    choice = copy.deepcopy(o["choices"][0])
+    choice["finish_reason"] = word(5)
     bad_cases = [
-        (openai_adapter, openai(object="completion"), "object must be 'chat.completion'"),
-        (openai_adapter, openai(choices=[]), "choices must hold at least one choice"),
-        (openai_adapter, openai(choices=[{"index": 0, "message": {"role": "assistant",
-            "content": "x"}, "finish_reason": "done"}]), "finish_reason 'done' is not allowed"),
-        (openai_adapter, openai(usage={"prompt_tokens": 1}), "usage needs all three counts"),
-        (anthropic_adapter, anthropic(stop_reason="stop"), "stop_reason 'stop' is OpenAI's"),
-        (anthropic_adapter, anthropic(content=[{"type": "image", "text": "x"}]),
+        ("OpenAIResponse", changed(o, object=word(10)), "object must be 'chat.completion'"),
+        ("OpenAIResponse", changed(o, choices=[]), "choices must hold at least one choice"),
+        ("OpenAIResponse", changed(o, choices=[choice]),
+         f"finish_reason {choice['finish_reason']!r} is not allowed"),
+        ("OpenAIResponse", changed(o, usage={"prompt_tokens": random.randint(1, 99)}),
+         "usage needs all three counts"),
+        ("AnthropicResponse", changed(a, stop_reason="stop"), "stop_reason 'stop' is OpenAI's"),
+        ("AnthropicResponse", changed(a, content=[{"type": word(5), "text": word()}]),
          "a content block's type must be 'text'"),
-        (anthropic_adapter, anthropic(usage={"input_tokens": "many", "output_tokens": 1}),
+        ("AnthropicResponse", changed(a, usage={"input_tokens": word(4),
+                                                "output_tokens": random.randint(1, 99)}),
          "token counts are ints"),
     ]
-    for adapter, data, why in bad_cases:
-        with pytest.raises(ValidationError):
-            adapter.validate_python(data)
-            pytest.fail(f"validation accepted bad data: {why}")
+    got = probe_validate(notebook, [["OpenAIResponse", o], ["AnthropicResponse", a]],
+                         [[name, data] for name, data, _ in bad_cases])
+    for (name, data), result in zip((("OpenAIResponse", o), ("AnthropicResponse", a)),
+                                    got["good"], strict=True):
+        assert result["error"] is None, (
+            f"{name} rejected a valid response: {result['error']}: {result['message']}\n"
+            f"the response: {data}"
+        )
+    for (name, _, why), result in zip(bad_cases, got["bad"], strict=True):
+        assert result["error"] is not None, f"{name}: validation accepted bad data: {why}"
+        assert result["validation"], (
+            f"{name}: bad data ({why}) should raise ValidationError, got "
+            f"{result['error']}: {result['message']}"
+        )
 
 
 # --- unified_response ------------------------------------------------------------------
 
 def good_fields(**changes: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "provider": "openai", "model": "gpt-4o-mini", "text": "hi",
-        "finish_reason": "stop", "input_tokens": 3, "output_tokens": 1,
+        "provider": random.choice(["openai", "anthropic"]), "model": f"m-{word(5)}",
+        "text": words(random.randint(1, 4)),
+        "finish_reason": random.choice(["stop", "length", "tool_use", "content_filter"]),
+        "input_tokens": random.randint(0, 900), "output_tokens": random.randint(0, 900),
     }
     fields.update(changes)
     return fields
+
+
+@probe
+def probe_llm_response(nb: Any, fields: dict[str, Any], unknown: dict[str, Any],
+                       zero: dict[str, Any]) -> Data:
+    import pydantic
+
+    cls = nb.LLMResponse
+    model = isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)
+    if not model:
+        return {"model": False, "shown": shown(cls)}
+    response = cls(**fields)
+    return {"model": True, "fields": fields_of(nb, response),
+            "total": text_or_shown(response.total_tokens),
+            "unknown_total": text_or_shown(cls(**unknown).total_tokens),
+            "zero_total": text_or_shown(cls(**zero).total_tokens)}
 
 
 @exercise(
@@ -167,16 +295,29 @@ def good_fields(**changes: Any) -> dict[str, Any]:
     hint="Check the field types and constraints in the table (Literal, min_length, ge=0), "
     "and the total_tokens property.",
 )
-def test_llm_response_accepts_good_data(notebook: types.ModuleType) -> None:
-    assert issubclass(notebook.LLMResponse, pydantic.BaseModel), "LLMResponse must be a BaseModel"
-    response = notebook.LLMResponse(**good_fields())
-    assert_same((response.provider, response.text, response.input_tokens), ("openai", "hi", 3),
-                "(provider, text, input_tokens)")
-    assert_same(response.total_tokens, 4, "total_tokens")
-    unknown = notebook.LLMResponse(**good_fields(input_tokens=None, output_tokens=None, text=""))
-    assert unknown.total_tokens is None, (
-        f"total_tokens with unknown counts: expected None, got {unknown.total_tokens!r}"
+def test_llm_response_accepts_good_data(notebook: Any) -> None:
+    fields = good_fields()
+    unknown = good_fields(input_tokens=None, output_tokens=None, text="")
+    if random.random() < 0.5:  # one unknown count is enough to make the total unknown
+        unknown[random.choice(["input_tokens", "output_tokens"])] = random.randint(0, 50)
+    zero = good_fields(input_tokens=0, output_tokens=0)
+    got = probe_llm_response(notebook, fields, unknown, zero)
+    assert got["model"], f"LLMResponse must be a pydantic BaseModel, got {got.get('shown')}"
+    assert_same(got["fields"], fields, "the fields of LLMResponse(**fields)")
+    assert_same(got["total"], fields["input_tokens"] + fields["output_tokens"], "total_tokens")
+    assert_same(got["zero_total"], 0, "total_tokens with both counts 0 (>= 0 allows 0)")
+    assert got["unknown_total"] is None, (
+        f"total_tokens with an unknown count ({unknown['input_tokens']!r}, "
+        f"{unknown['output_tokens']!r}): expected None, got {got['unknown_total']!r}"
     )
+
+
+@probe
+def probe_llm_response_rejects(nb: Any, cases: list[dict[str, Any]], good: dict[str, Any],
+                               new_text: str) -> Data:
+    results = [outcome(nb.LLMResponse, **fields) for fields in cases]
+    response = nb.LLMResponse(**good)
+    return {"cases": results, "frozen": outcome(setattr, response, "text", new_text)}
 
 
 @exercise(
@@ -184,40 +325,54 @@ def test_llm_response_accepts_good_data(notebook: types.ModuleType) -> None:
     hint="Every bad value must raise ValidationError naming its field: look at constraints, "
     "extra='forbid' and frozen=True in model_config.",
 )
-def test_llm_response_rejects_bad_data(notebook: types.ModuleType) -> None:
+def test_llm_response_rejects_bad_data(notebook: Any) -> None:
+    extra = random.choice(["temperature", "top_p", "seed"]) + "_" + word(3)
     bad = [
-        (good_fields(provider="mistral"), "provider"),
+        (good_fields(provider=word(7)), "provider"),
         (good_fields(model=""), "model"),
-        (good_fields(finish_reason="end_turn"), "finish_reason"),
-        (good_fields(input_tokens=-1), "input_tokens"),
-        (good_fields(output_tokens="lots"), "output_tokens"),
-        (good_fields(temperature=0.2), "temperature"),
-        ({k: v for k, v in good_fields().items() if k != "text"}, "text"),
+        (good_fields(finish_reason=random.choice(["end_turn", "max_tokens", word(7)])),
+         "finish_reason"),
+        (good_fields(input_tokens=-random.randint(1, 99)), "input_tokens"),
+        (good_fields(output_tokens=-random.randint(1, 99)), "output_tokens"),
+        (good_fields(output_tokens=word(4)), "output_tokens"),
+        (good_fields(**{extra: random.random()}), extra),
+        (without(good_fields(), "text"), "text"),
     ]
-    for fields, field in bad:
-        with pytest.raises(ValidationError) as caught:
-            notebook.LLMResponse(**fields)
-            pytest.fail(f"LLMResponse accepted a bad {field!r}: {fields.get(field, 'missing')}")
-        assert mentions(caught.value, field), (
-            f"the ValidationError should name {field!r}; it says: {caught.value}"
+    got = probe_llm_response_rejects(notebook, [fields for fields, _ in bad], good_fields(),
+                                     words(2))
+    for (fields, field), result in zip(bad, got["cases"], strict=True):
+        assert result["error"] is not None, (
+            f"LLMResponse accepted a bad {field!r}: {fields.get(field, '(missing)')!r}"
         )
-    response = notebook.LLMResponse(**good_fields())
-    with pytest.raises(ValidationError):
-        response.text = "changed"
-        pytest.fail("an LLMResponse could be changed after it was made: it should be frozen")
+        assert result["validation"], (
+            f"a bad {field!r} should raise ValidationError, got {result['error']}: "
+            f"{result['message']}"
+        )
+        assert field in result["message"], (
+            f"the ValidationError should name {field!r}; it says: {result['message']}"
+        )
+    frozen = got["frozen"]
+    assert frozen["error"] is not None and frozen["validation"], (
+        "an LLMResponse could be changed after it was made: it should be frozen "
+        f"(setting .text gave {frozen['error'] or 'no error'})"
+    )
 
 
 # --- response_converters ---------------------------------------------------------------
 
-FIELDS = ("provider", "model", "text", "finish_reason", "input_tokens", "output_tokens")
+@probe
+def probe_convert(nb: Any, cases: list[list[Any]]) -> Data:
+    """Each ``[provider, raw]`` through the learner's converter: its fields as data."""
+    return [fields_of(nb, converter(nb, provider)(raw)) for provider, raw in cases]
 
 
-def fields_of(notebook: types.ModuleType, response: Any) -> dict[str, Any]:
-    """The response's fields as plain values, for ``same()``; an LLMResponse is required."""
-    assert type(response) is notebook.LLMResponse, (
-        f"expected an LLMResponse, got {response!r} ({type(response).__name__})"
-    )
-    return {name: getattr(response, name, None) for name in FIELDS}
+def want(provider: str, raw: dict[str, Any], text: str, reason: str) -> dict[str, Any]:
+    usage = raw.get("usage")
+    counts = ((None, None) if usage is None else
+              (usage["prompt_tokens"], usage["completion_tokens"]) if provider == "openai" else
+              (usage["input_tokens"], usage["output_tokens"]))
+    return {"provider": provider, "model": raw["model"], "text": text, "finish_reason": reason,
+            "input_tokens": counts[0], "output_tokens": counts[1]}
 
 
 @exercise(
@@ -225,38 +380,33 @@ def fields_of(notebook: types.ModuleType, response: Any) -> dict[str, Any]:
     hint="Compare each field of your result with the raw response: the first choice's text, "
     "OpenAI's prompt/completion counts, and the provider name.",
 )
-def test_openai_converts(notebook: types.ModuleType) -> None:
-    want = {"provider": "openai", "model": "gpt-4o-mini", "text": "Bonjour",
-            "finish_reason": "stop", "input_tokens": 11, "output_tokens": 3}
-    assert_same(fields_of(notebook, notebook.from_openai(openai())), want, "from_openai")
-    no_usage = openai()
-    del no_usage["usage"]
-    tool_call = openai(choices=[{"index": 0, "message": {"role": "assistant", "content": None},
-                                 "finish_reason": "tool_calls"}])
-    got = notebook.from_openai(no_usage)
-    assert same((got.input_tokens, got.output_tokens), (None, None)), (
-        f"without usage the counts should be None, got {(got.input_tokens, got.output_tokens)}"
-    )
-    got = notebook.from_openai(tool_call)
-    assert same((got.text, got.finish_reason), ("", "tool_use")), (
-        f"content None with tool_calls: expected text '' and 'tool_use', got "
-        f"{got.text!r} and {got.finish_reason!r}"
-    )
+def test_openai_converts(notebook: Any) -> None:
+    full = openai_raw()
+    no_usage = without(openai_raw(), "usage")
+    tool_call = openai_raw(reason="tool_calls")
+    tool_call["choices"][0]["message"]["content"] = None
+    got = probe_convert(notebook, [["openai", full], ["openai", no_usage],
+                                   ["openai", tool_call]])
+    first = full["choices"][0]["message"]["content"]
+    assert_same(got[0], want("openai", full, first, "stop"), "from_openai")
+    assert_same(got[1], want("openai", no_usage, no_usage["choices"][0]["message"]["content"],
+                             "stop"), "from_openai without usage (the counts should be None)")
+    assert_same(got[2], want("openai", tool_call, "", "tool_use"),
+                "from_openai with content None and finish_reason 'tool_calls'")
 
 
 @exercise(
     "response_converters", points=1,
     hint="An Anthropic response can hold several text blocks: look at how you build the text.",
 )
-def test_anthropic_converts(notebook: types.ModuleType) -> None:
-    want = {"provider": "anthropic", "model": "claude-haiku-4-5", "text": "Bonjour",
-            "finish_reason": "stop", "input_tokens": 9, "output_tokens": 4}
-    assert_same(fields_of(notebook, notebook.from_anthropic(anthropic())), want, "from_anthropic")
-    empty = notebook.from_anthropic(anthropic(content=[], stop_reason="max_tokens"))
-    assert same((empty.text, empty.finish_reason), ("", "length")), (
-        f"no content blocks and max_tokens: expected '' and 'length', got "
-        f"{empty.text!r} and {empty.finish_reason!r}"
-    )
+def test_anthropic_converts(notebook: Any) -> None:
+    raw = anthropic_raw(reason=random.choice(["end_turn", "stop_sequence"]))
+    empty = changed(anthropic_raw(), content=[], stop_reason="max_tokens")
+    got = probe_convert(notebook, [["anthropic", raw], ["anthropic", empty]])
+    text = "".join(block["text"] for block in raw["content"])
+    assert_same(got[0], want("anthropic", raw, text, "stop"), "from_anthropic")
+    assert_same(got[1], want("anthropic", empty, "", "length"),
+                "from_anthropic with no content blocks and stop_reason 'max_tokens'")
 
 
 FINISH_REASONS = [
@@ -275,31 +425,27 @@ FINISH_REASONS = [
     "response_converters", points=1,
     hint="Check your finish-reason table against the instructions, row by row, for both providers.",
 )
-def test_finish_reasons_map(notebook: types.ModuleType) -> None:
-    for provider, raw_reason, unified in FINISH_REASONS:
+def test_finish_reasons_map(notebook: Any) -> None:
+    cases = []
+    for provider, raw_reason, _ in FINISH_REASONS:
         if provider == "openai":
-            data = openai()
-            data["choices"][0]["finish_reason"] = raw_reason
-            got = notebook.from_openai(data).finish_reason
+            cases.append([provider, openai_raw(reason=raw_reason)])
         else:
-            data = anthropic(stop_reason=raw_reason)
+            raw = anthropic_raw(reason=raw_reason)
             if raw_reason == "stop_sequence":
-                data["stop_sequence"] = "\n\nHuman:"
-            got = notebook.from_anthropic(data).finish_reason
-        assert same(got, unified), f"{provider} {raw_reason!r}: expected {unified!r}, got {got!r}"
+                raw["stop_sequence"] = "\n\n" + word(5).capitalize() + ":"
+            cases.append([provider, raw])
+    got = probe_convert(notebook, cases)
+    for (provider, raw_reason, unified), fields in zip(FINISH_REASONS, got, strict=True):
+        reason = fields["finish_reason"] if isinstance(fields, dict) else fields
+        assert same(reason, unified), (
+            f"{provider} {raw_reason!r}: expected {unified!r}, got {reason!r}"
+        )
 
 
-INVALID = [
-    ("openai", "no choices", openai(choices=[]), "choices"),
-    ("openai", "no model", {k: v for k, v in OPENAI.items() if k != "model"}, "model"),
-    ("openai", "a message without content", openai(choices=[{"index": 0, "message": {
-        "role": "assistant"}, "finish_reason": "stop"}]), "content"),
-    ("openai", "a string", "not a response", "dict"),
-    ("anthropic", "a block without text", anthropic(content=[{"type": "text"}]), "text"),
-    ("anthropic", "null usage", anthropic(usage=None), "usage"),
-    ("anthropic", "OpenAI's stop reason", anthropic(stop_reason="stop"), "stop_reason"),
-    ("anthropic", "a list", [ANTHROPIC], "dict"),
-]
+@probe
+def probe_invalid(nb: Any, cases: list[list[Any]]) -> Data:
+    return [outcome(converter(nb, provider), raw) for provider, raw in cases]
 
 
 @exercise(
@@ -307,36 +453,77 @@ INVALID = [
     hint="Validate the raw input with a TypeAdapter of your TypedDict before you index into "
     "it: a KeyError, IndexError or TypeError means something was read before validation.",
 )
-def test_invalid_input_raises_validation_error(notebook: types.ModuleType) -> None:
-    for provider, what, raw, names in INVALID:
-        convert = notebook.from_openai if provider == "openai" else notebook.from_anthropic
+def test_invalid_input_raises_validation_error(notebook: Any) -> None:
+    o, a = openai_raw(), anthropic_raw()
+    no_content = copy.deepcopy(o["choices"][0])
+    del no_content["message"]["content"]
+    invalid = [
+        ("openai", "no choices", changed(o, choices=[]), "choices"),
+        ("openai", "no model", without(o, "model"), "model"),
+        ("openai", "a message without content", changed(o, choices=[no_content]), "content"),
+        ("openai", "a string", words(3), "dict"),
+        ("anthropic", "a block without text", changed(a, content=[{"type": "text"}]), "text"),
+        ("anthropic", "null usage", changed(a, usage=None), "usage"),
+        ("anthropic", "OpenAI's stop reason", changed(a, stop_reason="stop"), "stop_reason"),
+        ("anthropic", "a list", [a], "dict"),
+    ]
+    got = probe_invalid(notebook, [[provider, raw] for provider, _, raw, _ in invalid])
+    for (provider, what, _, names), result in zip(invalid, got, strict=True):
         label = f"from_{provider}({what})"
-        try:
-            result = convert(raw)
-        except ValidationError as exc:
-            assert mentions(exc, names), f"{label}: the error should mention {names!r}; it says: {exc}"
-            continue
-        except NotImplementedError:
-            raise
-        except Exception as exc:
-            pytest.fail(f"{label}: expected a pydantic ValidationError, got "
-                        f"{type(exc).__name__}: {exc}")
-        pytest.fail(f"{label}: invalid input was converted instead of rejected: {result!r}")
+        assert result["error"] is not None, (
+            f"{label}: invalid input was converted instead of rejected: {result['returned']}"
+        )
+        assert result["validation"], (
+            f"{label}: expected a pydantic ValidationError, got {result['error']}: "
+            f"{result['message']}"
+        )
+        assert names in result["message"], (
+            f"{label}: the error should mention {names!r}; it says: {result['message']}"
+        )
 
 
 # --- mypy_clean ------------------------------------------------------------------------
+
+@probe
+def probe_texts(nb: Any, openai_data: dict[str, Any], anthropic_data: dict[str, Any]) -> Data:
+    return [text_or_shown(nb.from_openai(openai_data).text),
+            text_or_shown(nb.from_anthropic(anthropic_data).text)]
+
+
+def mypy_errors(path: Path, no_any_in: tuple[str, ...]) -> list[str]:
+    """mypy --strict on the submitted file, in a fresh process that never ran its code."""
+    command = [sys.executable, "-I", "-m", "course.typecheck",
+               f"--no-any-in={','.join(no_any_in)}", str(path)]
+    try:
+        done = subprocess.run(command,
+                              capture_output=True, text=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("mypy did not finish within 120 s on this notebook", pytrace=False)
+    if done.returncode not in (0, 1):
+        pytest.fail(f"mypy could not check the notebook: {done.stderr.strip()[-500:]}",
+                    pytrace=False)
+    prefix = f"{path}: "
+    return [line.removeprefix(prefix) for line in done.stdout.splitlines()
+            if line.startswith(prefix) and not line.endswith("mypy --strict finds no errors")]
+
 
 @exercise(
     "mypy_clean", points=3,
     hint="Run `python -m course.typecheck <your notebook>` and fix each error it lists; "
     "the cell and line are given.",
 )
-def test_notebook_passes_mypy_strict(notebook: types.ModuleType) -> None:
+def test_notebook_passes_mypy_strict(notebook: Any, submission_file: Path) -> None:
     # A notebook that does nothing type-checks trivially: the converters must work first.
-    assert same(notebook.from_openai(openai()).text, "Bonjour"), "from_openai does not work yet"
-    assert same(notebook.from_anthropic(anthropic()).text, "Bonjour"), (
-        "from_anthropic does not work yet"
-    )
-    path = Path(str(notebook.__file__))
-    errors = typecheck_notebook(path)
-    assert not errors, "mypy --strict reports:\n" + "\n".join(errors)
+    o, a = openai_raw(), anthropic_raw()
+    texts = probe_texts(notebook, o, a)
+    assert_same(texts[0], o["choices"][0]["message"]["content"],
+                "from_openai(...).text (the converters must work first)")
+    assert_same(texts[1], "".join(block["text"] for block in a["content"]),
+                "from_anthropic(...).text (the converters must work first)")
+    # mypy reads the submitted file here, in the judge's own process tree, never in the
+    # worker, where the learner's code could replace it. Typed all the way: an expression
+    # of type Any in a converter (a TypeAdapter[Any], a cast) would leave mypy nothing to
+    # check there, so it does not count as clean.
+    errors = mypy_errors(submission_file, no_any_in=("from_openai", "from_anthropic"))
+    if errors:  # raised, not asserted: pytest would append the list's repr to the message
+        raise AssertionError("mypy --strict reports:\n" + "\n".join(errors))

@@ -18,21 +18,26 @@ as not written yet and is left out, so the untouched stubs earn zero.
 
 Every version is a fresh module named like the original, built for each test, with the
 learner's references to the original (``prompt_kit`` imported at the top of the
-notebook, or names imported from it) swapped for the version under test. Versions get
-opaque ids and the tests run in a random order, so a test cannot tell versions apart by
-name or by counting its runs.
+notebook, or names imported from it) swapped for the version under test.
+
+Judged: the mutants stay with the judge (the grader never copies ``tests/mutants/`` to
+the worker). One probe receives every version's source, shuffled, with no name, no map
+and no file that says which is which, runs the learner's suite on each in the worker
+and returns what happened to each test as data; only the judge knows which position
+held which version, and all the counting below happens here.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
+import functools
 import importlib.util
 import json
 import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import textwrap
 import types
 from dataclasses import dataclass, field
@@ -44,6 +49,7 @@ import pytest
 import course.examples.prompt_kit
 from course import ROOT
 from course.notebook import DEMO_TAG, cell_definitions, read_cells
+from course.probing import probe
 from course.pytest_plugin import exercise
 
 MUTANT_DIR = Path(__file__).resolve().parent / "mutants" / "09_testing"
@@ -52,15 +58,15 @@ GOOD_VERSIONS = ("correct", "equivalent")
 RUN_TIMEOUT = 60.0
 
 
-def _load_mutants() -> types.ModuleType:
+@functools.cache
+def mutants() -> types.ModuleType:
+    """The broken versions: the judge's alone (the worker's copy of tests/ has no mutants/)."""
     spec = importlib.util.spec_from_file_location("prompt_kit_mutants", MUTANT_DIR / "mutants.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
-
-MUTANTS = _load_mutants()
 
 # The subprocess side: a conftest that builds each version and reports every result.
 CONFTEST = textwrap.dedent('''
@@ -77,8 +83,7 @@ CONFTEST = textwrap.dedent('''
     import course.examples.prompt_kit as ORIGINAL
 
     CONFIG = json.loads((Path(__file__).parent / "suite.json").read_text(encoding="utf-8"))
-    SOURCES = CONFIG.pop("sources")  # opaque id -> source
-    NAMES = CONFIG.pop("names")  # opaque id -> version name; read only for the report
+    SOURCES = CONFIG.pop("sources")  # position -> source; which version is which stays with the judge
     MODULE_NAME = ORIGINAL.__name__
     SWAPPABLE = {
         id(value): name for name, value in vars(ORIGINAL).items()
@@ -157,7 +162,7 @@ CONFTEST = textwrap.dedent('''
             RESULTS.append({
                 "test": getattr(item, "originalname", item.name),
                 "nodeid": item.nodeid,
-                "version": NAMES.get(opaque),
+                "version": opaque,
                 "outcome": report.outcome,
                 "xfail": hasattr(report, "wasxfail"),
                 "error": excinfo.typename if excinfo else None,
@@ -204,19 +209,39 @@ class SuiteRun:
         )
 
     def caught(self) -> list[str]:
-        return [name for name in MUTANTS.MUTANTS if self.catches(name)]
+        return [name for name in mutants().MUTANTS if self.catches(name)]
 
 
-_RUNS: dict[str, SuiteRun] = {}
+_RUNS: dict[int, SuiteRun] = {}
 
 
-def run_suite(notebook: types.ModuleType, tmp_root: Path) -> SuiteRun:
-    """Run the learner's tests against every version (once per notebook content)."""
-    path = Path(str(notebook.__file__))
-    key = hashlib.sha256(path.read_bytes()).hexdigest()
+def run_suite(notebook: Any) -> SuiteRun:
+    """Run the learner's tests against every version (once per judge session)."""
+    key = id(getattr(notebook, "worker", notebook))
     if key not in _RUNS:
-        _RUNS[key] = _run_suite(path, tmp_root)
+        original = REAL_FILE.read_text(encoding="utf-8")
+        versions = {
+            "correct": original,
+            "equivalent": (MUTANT_DIR / "equivalent.py").read_text(encoding="utf-8"),
+            **{name: mutants().mutate(original, name) for name in mutants().MUTANTS},
+        }
+        order = secrets.SystemRandom().sample(sorted(versions), len(versions))
+        got = probe_run_suite(notebook, [versions[name] for name in order], RUN_TIMEOUT)
+        _RUNS[key] = _suite_run(got, order)
     return _RUNS[key]
+
+
+def _suite_run(got: Any, order: list[str]) -> SuiteRun:
+    """Check the worker's report and put the version names back in."""
+    if type(got) is str:
+        return SuiteRun(problem=got)
+    results = []
+    for record in got:
+        position = record.get("version") if type(record) is dict else None
+        if type(position) is not str or not position.isdigit() or int(position) >= len(order):
+            return SuiteRun(problem="the run of your tests reported a version that does not exist")
+        results.append({**record, "version": order[int(position)]})
+    return SuiteRun(results=results)
 
 
 def notebook_definitions(path: Path) -> str:
@@ -232,50 +257,40 @@ def notebook_definitions(path: Path) -> str:
     return ast.unparse(ast.Module(body=body, type_ignores=[])) + "\n"
 
 
-def _run_suite(path: Path, tmp_root: Path) -> SuiteRun:
-    folder = tmp_root / f"suite-{secrets.token_hex(4)}"
-    folder.mkdir(parents=True)
+@probe
+def probe_run_suite(nb: Any, sources: list[str], timeout: float) -> Any:
+    """In the worker: run the learner's tests once per source; report each test's outcome."""
+    folder = Path(tempfile.mkdtemp(prefix="suite-"))
     report = folder / "report.json"
-    original = REAL_FILE.read_text(encoding="utf-8")
-    versions = {
-        "correct": original,
-        "equivalent": (MUTANT_DIR / "equivalent.py").read_text(encoding="utf-8"),
-        **{name: MUTANTS.mutate(original, name) for name in MUTANTS.MUTANTS},
-    }
-    ids = [f"v{n}" for n in range(len(versions))]
-    names = dict(zip(secrets.SystemRandom().sample(ids, len(ids)), versions, strict=True))
-    config = {
-        "report": str(report),
-        "sources": {opaque: versions[name] for opaque, name in names.items()},
-        "names": names,
-    }
+    config = {"report": str(report), "sources": {str(i): src for i, src in enumerate(sources)}}
     (folder / "suite.json").write_text(json.dumps(config), encoding="utf-8")
     (folder / "conftest.py").write_text(CONFTEST, encoding="utf-8")
-    (folder / "test_notebook.py").write_text(notebook_definitions(path), encoding="utf-8")
+    (folder / "test_notebook.py").write_text(notebook_definitions(Path(nb.__file__)),
+                                             encoding="utf-8")
     (folder / "pytest.ini").write_text(INI, encoding="utf-8")
     # Only the plugins a learner's tests may use: the others make pytest slow to start.
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "pytest_asyncio.plugin",
-               "-p", "respx.plugin", "-c", "pytest.ini", "--rootdir", ".", "test_notebook.py"]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+               "pytest_asyncio.plugin", "-p", "respx.plugin", "-c", "pytest.ini", "--rootdir", ".",
+               "test_notebook.py"]
     try:
         done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
-                              timeout=RUN_TIMEOUT, check=False)
+                              timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        return SuiteRun(problem=f"your tests did not finish within {RUN_TIMEOUT:g} s")
+        return f"your tests did not finish within {timeout:g} s"
+    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
     if not report.is_file():
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        return SuiteRun(problem=f"pytest could not run your tests:\n{tail}")
+        return f"pytest could not run your tests:\n{tail}"
     results: list[dict[str, Any]] = json.loads(report.read_text(encoding="utf-8"))
     if not results and done.returncode not in (0, 5):
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        return SuiteRun(problem=f"pytest could not run your tests:\n{tail}")
-    return SuiteRun(results=results)
+        return f"pytest could not run your tests:\n{tail}"
+    return results
 
 
 @pytest.fixture
-def suite(notebook: types.ModuleType, tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
-    return run_suite(notebook, tmp_path_factory.getbasetemp())
+def suite(notebook: Any) -> SuiteRun:
+    return run_suite(notebook)
 
 
 def describe(failures: list[dict[str, Any]]) -> str:
@@ -330,7 +345,7 @@ def catches(mutant: str, suite: SuiteRun) -> None:
     if not suite.catches(mutant):
         pytest.fail(
             f"a broken version of prompt_kit passed all your tests ({len(suite.caught())} of "
-            f"{len(MUTANTS.MUTANTS)} broken versions caught so far)", pytrace=False,
+            f"{len(mutants().MUTANTS)} broken versions caught so far)", pytrace=False,
         )
 
 

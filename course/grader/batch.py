@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from course import NOTEBOOK_SUFFIXES
+from course.grader.cli import with_hints
 from course.grader.discover import SubmissionError
 from course.grader.engine import GraderError, Options, grade
 from course.grader.layout import Course
@@ -59,7 +60,7 @@ def grade_one(path: Path, out: Path, course: Course, options: Options) -> Studen
     folder = out / "students" / name
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        report = grade(path, course, options)
+        report = with_hints(grade(path, course, options), course)
         for fmt, filename in (("table", "report.txt"), ("json", "report.json"),
                               ("junit", "report.xml"), ("gradescope", "results.json")):
             (folder / filename).write_text(render(report, fmt), encoding="utf-8")

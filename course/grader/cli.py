@@ -30,6 +30,9 @@ def _limits_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--processes", type=int, default=64, help="processes per run")
     group.add_argument("--allow-network", action="store_true",
                        help="do not isolate the network (the default allows loopback only)")
+    group.add_argument("--hidden", type=Path, default=None, metavar="DIR",
+                       help="grader-only tests to add to the course's public ones "
+                            "(see `course release --grader-out`)")
     group.add_argument("--course-root", type=Path, default=None, help=argparse.SUPPRESS)
     group.add_argument("--tests-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
@@ -52,7 +55,39 @@ def options_from(args: argparse.Namespace, **extra: Any) -> Any:
 def course_from(args: argparse.Namespace) -> Any:
     from course.grader.layout import Course
 
-    return Course.at(args.course_root, args.tests_dir)
+    course = Course.at(args.course_root, args.tests_dir)
+    hidden: Path | None = getattr(args, "hidden", None)
+    if hidden is None:
+        return course
+    return Course.at(course.root, with_hidden_tests(course.tests, hidden))
+
+
+def with_hidden_tests(public: Path, hidden: Path) -> Path:
+    """A tests folder holding the public tests and, over them, the grader-only ones.
+
+    ``hidden`` is laid out like ``tests/`` (``test_<slug>.py``, support folders such as
+    ``mutants/``); a file there replaces the public file of the same name. The folder
+    lives under the course's ``_build/`` so the manifest cache finds it again.
+    """
+    import hashlib
+    import shutil
+
+    if not hidden.is_dir():
+        raise SystemExit(f"--hidden {hidden}: no such folder")
+    digest = hashlib.sha256()
+    for folder in (public, hidden):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    merged = public.parent / "_build" / "grader-tests" / digest.hexdigest()[:16]
+    if not merged.is_dir():
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "tools")
+        staging = merged.with_name(merged.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(public, staging, ignore=ignore)
+        shutil.copytree(hidden, staging, ignore=ignore, dirs_exist_ok=True)
+        staging.rename(merged)
+    return merged
 
 
 def register(sub: Any) -> None:
@@ -68,6 +103,8 @@ def register(sub: Any) -> None:
                    help="a chapter this assignment expects (missing ones score 0)")
     p.add_argument("--no-notebook-run", action="store_true",
                    help="skip the runs-top-to-bottom criterion")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="the table shows every failing test in full")
     _limits_args(p)
     p.set_defaults(handler=grade_command)
 
@@ -86,6 +123,8 @@ def register(sub: Any) -> None:
     p.add_argument("--exercise", action="append", default=[], help="only this exercise id")
     p.add_argument("--target", type=Path, default=None,
                    help="the folder or notebook to check (default: exercises/)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="every failing test in full: pytest's whole message, what it checks")
     _limits_args(p)
     p.set_defaults(handler=check_command)
 
@@ -99,6 +138,8 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path("gradescope-autograder.zip"))
     p.add_argument("--chapter", action="append", default=[],
                    help="the chapter(s) this assignment grades (default: all)")
+    p.add_argument("--hidden", type=Path, default=None, metavar="DIR",
+                   help="grader-only tests to bundle with the public ones")
     p.add_argument("--course-root", type=Path, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=bundle_command)
 
@@ -109,7 +150,7 @@ def _grade_or_fail(submission: Path, course: Any, options: Any) -> Any:
     from course.grader.manifest import ManifestError
 
     try:
-        return grade(submission, course, options)
+        return with_hints(grade(submission, course, options), course)
     except SubmissionError as exc:
         print(f"cannot grade {submission}: {exc}", file=sys.stderr)
         return BAD_INPUT
@@ -117,6 +158,14 @@ def _grade_or_fail(submission: Path, course: Any, options: Any) -> Any:
         print(f"grading failed (a problem with the grader, not the submission): {exc}",
               file=sys.stderr)
         return GRADER_FAILED
+
+
+def with_hints(report: Any, course: Any) -> Any:
+    """The report, each failed test carrying its own hint from the course's manifest."""
+    from course.grader import manifest
+
+    tests = manifest.load(course)
+    return report.attach_hints({t.nodeid: t.hint for t in tests.tests})
 
 
 def grade_command(args: argparse.Namespace) -> int:
@@ -127,7 +176,7 @@ def grade_command(args: argparse.Namespace) -> int:
     report = _grade_or_fail(args.submission, course_from(args), options)
     if isinstance(report, int):
         return report
-    text = render(report, args.format)
+    text = render(report, args.format, verbose=args.verbose)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text, encoding="utf-8")
@@ -171,7 +220,7 @@ def check_command(args: argparse.Namespace) -> int:
     report = _grade_or_fail(target, course, options)
     if isinstance(report, int):
         return report
-    sys.stdout.write(table(report))
+    sys.stdout.write(table(report, verbose=args.verbose))
     return OK
 
 
@@ -193,6 +242,7 @@ def bundle_command(args: argparse.Namespace) -> int:
     from course.grader.bundle import write_gradescope_bundle
 
     root = (args.course_root or ROOT).resolve()
-    path = write_gradescope_bundle(root, args.output, tuple(args.chapter))
+    tests = with_hidden_tests(root / "tests", args.hidden) if args.hidden else None
+    path = write_gradescope_bundle(root, args.output, tuple(args.chapter), tests)
     print(f"wrote {path}: upload it as the assignment's autograder (zip) on Gradescope")
     return OK

@@ -1,13 +1,11 @@
 """Grade a submission: find its notebooks, run the course's tests and nbval on each, judge.
 
-Per notebook, two sandboxed runs start side by side: pytest over the chapter's tests,
-and nbval over the notebook itself (the "runs top to bottom" criterion). A test earns
-its points only when a correctly signed record says it passed. If the test run is cut
-short (an exercise out of time, ``os._exit``, a crash, tampering), every exercise that is
-still missing results is run again in a sandbox of its own with ``--exercise ID``, so one
-exercise's infinite loop or exit never costs another exercise its points. An exercise
-that ran out of time is not run again: it would only run out of time again.
-"""
+Per notebook, two runs start side by side: the chapter's tests in a judge
+(:mod:`course.grader.judging`), which sends probes to a sandboxed worker and never
+imports the submission, and nbval over the notebook itself in the sandbox (the "runs top
+to bottom" criterion, reported over a signed channel). A worker that crashes or runs out
+of an exercise's time costs only the test that was waiting; the judge starts a new one
+for the next test."""
 
 from __future__ import annotations
 
@@ -15,13 +13,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from course.grader import discover, manifest, prepare, sandbox
+from course.grader import discover, judging, manifest, prepare, sandbox
 from course.grader.layout import Course
 from course.grader.manifest import GradedTest, Manifest
 from course.grader.results import (
@@ -48,40 +45,6 @@ class Options:
     workers: int = 2  # sandboxes at once for one submission
     scratch_base: Path | None = None
     cache_dir: Path | None = None
-
-
-class TestWatch:
-    """Tracks which test is running, to stop an exercise that overruns its time."""
-
-    def __init__(self, exercise_of: dict[str, str], limits: Limits, started: float) -> None:
-        self.exercise_of = exercise_of
-        self.limits = limits
-        self.started = started
-        self.collected = False
-        self.spent: dict[str, float] = defaultdict(float)
-        self.current: tuple[str, float] | None = None
-        self.timed_out: str | None = None
-
-    def feed(self, record: dict[str, Any], now: float) -> None:
-        kind = record.get("t")
-        if kind == "collected":
-            self.collected = True
-        elif kind == "start":
-            self.current = (str(record.get("id")), now)
-        elif kind == "result" and self.current and self.current[0] == record.get("id"):
-            exercise = self.exercise_of.get(self.current[0], "")
-            self.spent[exercise] += now - self.current[1]
-            self.current = None
-
-    def expired(self, now: float) -> str | None:
-        if not self.collected and now - self.started > self.limits.startup_timeout:
-            return "pytest did not start in time"
-        if self.current is not None:
-            exercise = self.exercise_of.get(self.current[0])
-            if exercise and self.spent[exercise] + now - self.current[1] > self.limits.exercise_timeout:
-                self.timed_out = exercise
-                return f"timeout:{exercise}"
-        return None
 
 
 class NotebookWatch:
@@ -189,8 +152,8 @@ def grade_notebook(slug: str, candidate: discover.Candidate, course: Course, tes
     with ThreadPoolExecutor(max_workers=max(options.workers, 2)) as pool:
         nbval = pool.submit(_run_notebook, slug, nb, course, options, base, deadline) \
             if run_notebook else None
-        verdicts = _run_tests(slug, candidate.data, suffix, grouped, course, options, base,
-                              deadline, pool, result.problems)
+        verdicts = _judge_tests(slug, candidate.data, suffix, grouped, course, options, base,
+                                deadline, result.problems)
         for ex in exercises:
             ex.tests = [verdicts[t.nodeid] for t in grouped[ex.id]]
         if nbval is not None:
@@ -198,122 +161,66 @@ def grade_notebook(slug: str, candidate: discover.Candidate, course: Course, tes
     return result
 
 
-def _scratch(base: Path, course: Course, slug: str | None) -> tuple[Scratch, list[str]]:
+def _scratch(base: Path, course: Course, slug: str | None,
+             judge: bool = True) -> tuple[Scratch, list[str]]:
     scratch = Scratch(base, sandbox.new_uid())
-    files = course.copy_tests([slug], scratch.tests) if slug else []
+    files = course.copy_tests([slug], scratch.tests, judge=judge) if slug else []
     scratch.ini.write_text(course.ini_text(), encoding="utf-8")
     return scratch, files
 
 
-def _one_run(slug: str, data: bytes, suffix: str, course: Course, options: Options, base: Path,
-             deadline: float, exercise_of: dict[str, str], only: list[str]) -> tuple[RunResult, TestWatch]:
-    scratch, files = _scratch(base, course, slug)
-    try:
-        notebook = scratch.submission / f"{slug}{suffix}"
-        notebook.write_bytes(data)
-        scratch.seal()
-        args = [f"--target={scratch.submission}", *(f"--exercise={e}" for e in only),
-                *(str(scratch.path / f) for f in files)]
-        watch = TestWatch(exercise_of, options.limits, time.monotonic())
-        run = sandbox.run(course, scratch, args, options.limits, deadline, watch)
-    finally:
-        scratch.remove()
-    if run.setup_failed:
-        raise GraderError(f"the sandbox could not start: {run.output.strip()[-2000:]}")
-    return run, watch
-
-
-def _signed_results(run: RunResult, expected: set[str]) -> dict[str, dict[str, Any]]:
-    """Results for the course's own test ids only; a test reported twice keeps its worst."""
-    seen: dict[str, dict[str, Any]] = {}
-    for record in run.records:
-        nodeid = record.get("id")
-        if record.get("t") != "result" or nodeid not in expected:
-            continue
-        if nodeid in seen and (seen[nodeid].get("outcome"), record.get("outcome")) != ("passed",) * 2:
-            record = {"outcome": "failed", "message": "the test reported two different results"}
-        seen[str(nodeid)] = record
-    return seen
-
-
 def _verdict(test: GradedTest, record: dict[str, Any]) -> TestVerdict:
     outcome = str(record.get("outcome"))
-    status = outcome if outcome in ("passed", "failed", "error", "skipped", "tampered") else "failed"
+    known = ("passed", "failed", "error", "skipped", "tampered", "timeout", "crashed")
+    status = outcome if outcome in known else "failed"
     message = str(record.get("message", ""))[:4000]
     if status == "tampered":
         message = f"changed while the test ran: {message}"
     return TestVerdict(test.nodeid, test.name, test.exercise, test.points, status, message, test.doc)
 
 
-def _run_tests(slug: str, data: bytes, suffix: str, grouped: dict[str, list[GradedTest]],
-               course: Course, options: Options, base: Path, deadline: float,
-               pool: ThreadPoolExecutor, problems: list[str]) -> dict[str, TestVerdict]:
+def _judge_tests(slug: str, data: bytes, suffix: str, grouped: dict[str, list[GradedTest]],
+                 course: Course, options: Options, base: Path, deadline: float,
+                 problems: list[str]) -> dict[str, TestVerdict]:
+    """Run the chapter's tests in a judge that sends probes to a sandboxed worker.
+
+    One judge runs every exercise: a worker that crashes or runs out of time costs only
+    the test that was waiting, so nothing needs running again.
+    """
     all_tests = {t.nodeid: t for group in grouped.values() for t in group}
-    exercise_of = {nodeid: t.exercise for nodeid, t in all_tests.items()}
-    only = list(options.exercises)
-    run, watch = _one_run(slug, data, suffix, course, options, base, deadline, exercise_of, only)
-    verdicts = {n: _verdict(all_tests[n], r) for n, r in _signed_results(run, set(all_tests)).items()}
-    rerun: list[str] = []
-    for exercise, group in grouped.items():
-        missing = [t for t in group if t.nodeid not in verdicts]
-        if not missing:
-            continue
-        if exercise == watch.timed_out:
-            for t in missing:
-                verdicts[t.nodeid] = _lost(t, "timeout", _timeout_text(options.limits))
-        elif run.killed_for == "deadline":
-            for t in missing:
-                verdicts[t.nodeid] = _lost(t, "not_run", "")
+    worker_scratch, _ = _scratch(base, course, slug, judge=False)
+    judge_scratch, files = _scratch(base, course, slug)
+    try:
+        notebook = worker_scratch.submission / f"{slug}{suffix}"
+        notebook.write_bytes(data)
+        worker_scratch.seal()
+        os.chmod(judge_scratch.path, 0o700)
+        judged = judging.run(judging.JudgeRun(
+            course=course, worker_scratch=worker_scratch, judge_folder=judge_scratch.path,
+            notebook=notebook, test_files=files, exercises=list(options.exercises),
+            limits=options.limits, deadline=deadline,
+        ))
+    except judging.SetupFailed as exc:
+        raise GraderError(str(exc)) from None
+    finally:
+        worker_scratch.remove()
+        judge_scratch.remove()
+    if judged.problem:
+        problems.append(judged.problem)
+    verdicts = {}
+    for nodeid, test in all_tests.items():
+        record = judged.results.get(nodeid)
+        if record is not None:
+            verdicts[nodeid] = _verdict(test, record)
+        elif judged.timed_out:
+            verdicts[nodeid] = _lost(test, "not_run", "")
         else:
-            rerun.append(exercise)
-    if rerun:
-        problems.append(
-            f"the test run was cut short ({run.how_it_ended()}); re-ran "
-            f"{', '.join(rerun)} one at a time so other exercises keep their points"
-        )
-    futures = {
-        ex: pool.submit(_one_run, slug, data, suffix, course, options, base, deadline,
-                        exercise_of, [ex])
-        for ex in rerun
-    }
-    for exercise, future in futures.items():
-        alone, alone_watch = future.result()
-        group = grouped[exercise]
-        got = _signed_results(alone, {t.nodeid for t in group})
-        for t in group:
-            if t.nodeid in got:
-                verdicts[t.nodeid] = _verdict(t, got[t.nodeid])
-            elif alone_watch.timed_out == exercise:
-                verdicts[t.nodeid] = _lost(t, "timeout", _timeout_text(options.limits))
-            elif alone.killed_for == "deadline":
-                verdicts[t.nodeid] = _lost(t, "not_run", "")
-            elif alone.done is not None and alone.done.get("exitstatus") == 3:
-                verdicts[t.nodeid] = _lost(t, "crashed", "pytest itself broke while this test "
-                                           "ran: did the code change Python's builtins?")
-            elif alone.done is not None and alone.done.get("exitstatus") == 2:
-                verdicts[t.nodeid] = _lost(t, "crashed", "the run was interrupted: did the code "
-                                           "raise KeyboardInterrupt or call pytest.exit()?")
-            elif alone.done is not None and alone.done.get("status") == "ok":
-                verdicts[t.nodeid] = _lost(t, "missing", "the test did not run to the end")
-            else:
-                verdicts[t.nodeid] = _lost(t, "crashed", _crash_text(alone))
+            verdicts[nodeid] = _lost(test, "missing", "the test did not run to the end")
     return verdicts
 
 
 def _lost(test: GradedTest, status: str, message: str) -> TestVerdict:
     return TestVerdict(test.nodeid, test.name, test.exercise, test.points, status, message, test.doc)
-
-
-def _timeout_text(limits: Limits) -> str:
-    return (f"this exercise's tests did not finish within {limits.exercise_timeout:g} s; "
-            "look for an infinite loop, a blocking call or a sleep")
-
-
-def _crash_text(run: RunResult) -> str:
-    if run.done is not None and run.done.get("status") == "tampered":
-        return run.how_it_ended()
-    return (f"{run.how_it_ended()}: did the code call sys.exit() or os._exit(), raise "
-            "KeyboardInterrupt, or use too much memory or too many processes?")
 
 
 def _run_notebook(slug: str, nb: Any, course: Course, options: Options, base: Path,

@@ -15,12 +15,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from course import NOTEBOOK_SUFFIXES, ROOT
+from course import ROOT, stubs
+from course.stubs import Original
 
 SLUG = re.compile(r"^\d+_\w+$")
 # Hidden from every sandboxed run: the answers, their history, and built copies of them.
 HIDDEN = ("solutions", ".git", "_build")
 SKIP_IN_TESTS = {"tools", "__pycache__", ".pytest_cache"}
+# Folders of tests/ that only the judge may hold: what a worker could read there would
+# tell it what the tests are looking for (chapter 9's broken versions, by name).
+JUDGE_ONLY = {"mutants", "hidden"}
 
 
 @dataclass(frozen=True)
@@ -50,13 +54,13 @@ class Course:
                     found.setdefault(entry.name, []).extend(files)
         return found
 
-    def reference_notebook(self, slug: str) -> Path | None:
-        """The untouched exercise notebook students start from, if the course has it."""
-        for suffix in NOTEBOOK_SUFFIXES:
-            path = self.root / "exercises" / f"{slug}{suffix}"
-            if path.is_file():
-                return path
-        return None
+    def reference_notebook(self, slug: str) -> Original | None:
+        """The fingerprint of the untouched exercise notebook students start from.
+
+        It comes from the record ``course generate`` writes, never from the file in
+        ``exercises/``: a learner edits that file in place (see :mod:`course.stubs`).
+        """
+        return stubs.original(self.root, slug)
 
     def hidden_paths(self) -> list[str]:
         return [str(self.root / name) for name in HIDDEN if (self.root / name).is_dir()]
@@ -98,11 +102,16 @@ class Course:
                 lines.append(f"{key} = {value}")
         return "\n".join(lines) + "\n"
 
-    def copy_tests(self, slugs: list[str], destination: Path) -> list[str]:
-        """Copy the support files and the named chapters' tests; return their relative paths."""
+    def copy_tests(self, slugs: list[str], destination: Path, *, judge: bool = True) -> list[str]:
+        """Copy the support files and the named chapters' tests; return their relative paths.
+
+        ``judge=False`` is the copy a worker gets: without the judge-only folders.
+        """
         destination.mkdir(parents=True, exist_ok=True)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
         for entry in self.support_entries():
+            if not judge and entry.name in JUDGE_ONLY:
+                continue
             if entry.is_dir():
                 shutil.copytree(entry, destination / entry.name, ignore=ignore)
             else:

@@ -19,7 +19,9 @@ from typing import Any
 import jupytext
 import nbformat as _nbformat
 
+from course import stubs
 from course.notebook import NotebookError, cell_definitions, read_cells
+from course.stubs import Original
 
 nbformat: Any = _nbformat  # untyped library: one Any here instead of ignores at each call
 
@@ -84,26 +86,25 @@ def code_cells(nb: Any) -> list[str]:
     return [_normal(c.source) for c in nb.cells if c.cell_type == "code"]
 
 
-def is_untouched(nb: Any, reference: Path | None) -> bool:
+def plain_source(source: str) -> str:
+    """A cell's code without ``# NBVAL_*`` comments, normalised: what a tag is matched on."""
+    return _normal(NBVAL_COMMENT.sub("", source))
+
+
+def is_untouched(nb: Any, reference: Original | None) -> bool:
+    """Whether the submission's code cells are those of the generated exercise notebook.
+
+    ``reference`` is the fingerprint ``course generate`` recorded, never the file in
+    ``exercises/``, which a learner edits in place.
+    """
     if reference is None:
         return False
-    try:
-        ref = jupytext.read(reference)
-    except Exception:
-        return False
-    return code_cells(nb) == code_cells(ref)
+    return stubs.code_hash(code_cells(nb)) == reference.code
 
 
-def for_nbval(nb: Any, reference: Path | None) -> Any:
+def for_nbval(nb: Any, reference: Original | None) -> Any:
     """A copy whose cells carry only the execution rules the course set."""
-    must_raise: set[str] = set()
-    if reference is not None:
-        try:
-            for cell in jupytext.read(reference).cells:
-                if cell.cell_type == "code" and "raises-exception" in cell.metadata.get("tags", []):
-                    must_raise.add(_normal(NBVAL_COMMENT.sub("", cell.source)))
-        except Exception:
-            must_raise = set()
+    must_raise = reference.raises if reference is not None else frozenset()
     clean = nbformat.v4.new_notebook(metadata={})
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -111,7 +112,7 @@ def for_nbval(nb: Any, reference: Path | None) -> Any:
         source = NBVAL_COMMENT.sub("#", cell.source)
         tags = [t for t in cell.metadata.get("tags", [])
                 if not t.startswith("nbval") and t not in CONTROL_TAGS]
-        if _normal(NBVAL_COMMENT.sub("", cell.source)) in must_raise:
+        if stubs.cell_hash(plain_source(cell.source)) in must_raise:
             tags.append("raises-exception")
         clean.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags}))
     return clean

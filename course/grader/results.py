@@ -11,6 +11,7 @@ from typing import Any
 
 RUNS_ID = "runs_top_to_bottom"
 RUNS_POINTS = 1  # the notebook executes from top to bottom: one point per notebook
+UNTOUCHED_NOTE = "this is the untouched exercise notebook"  # how the engine words it
 
 # Why a test earned nothing, in words a student can act on. The test's own message follows.
 STATUS_TEXT = {
@@ -35,10 +36,15 @@ class TestVerdict:
     status: str
     message: str = ""
     doc: str = ""
+    hint: str = ""  # this test's own hint (see attach_hints)
 
     @property
     def earned(self) -> int:
         return self.points if self.status == "passed" else 0
+
+    @property
+    def not_started(self) -> bool:
+        return "not written yet" in self.message
 
 
 @dataclass
@@ -63,7 +69,9 @@ class ExerciseResult:
             return "passed"
         if self.earned > 0:
             return "partial"
-        if self.tests and all("not written yet" in t.message for t in self.tests):
+        if self.tests and all(t.not_started for t in self.tests):
+            return "not started"
+        if self.id == RUNS_ID and self.note.startswith(UNTOUCHED_NOTE):
             return "not started"
         return "failed"
 
@@ -86,6 +94,14 @@ class ChapterResult:
     def earned(self) -> int:
         return sum(e.earned for e in self.exercises)
 
+    @property
+    def not_started(self) -> bool:
+        """The notebook is the untouched exercise (its fingerprint says so), or no exercise
+        has been begun: a judged test reports a stub's failure as data, not as 'not written'."""
+        if any(e.id == RUNS_ID and e.status == "not started" for e in self.exercises):
+            return True
+        return bool(self.exercises) and all(e.status == "not started" for e in self.exercises)
+
 
 @dataclass
 class Report:
@@ -105,6 +121,14 @@ class Report:
 
     def exercises(self) -> list[ExerciseResult]:
         return [e for c in self.chapters for e in c.exercises]
+
+    def attach_hints(self, hints: dict[str, str]) -> Report:
+        """Give each test its own hint (``nodeid -> hint``, from the manifest), so a
+        failure shows the hint written for it rather than every hint of the exercise."""
+        for ex in self.exercises():
+            for test in ex.tests:
+                test.hint = test.hint or hints.get(test.nodeid, "")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, with the derived numbers spelled out (the ``--json`` format)."""

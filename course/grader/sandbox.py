@@ -254,7 +254,7 @@ def run(course: Course, scratch: Scratch, pytest_args: list[str], limits: Limits
         _listen(proc, proc.stdout.fileno(), read_fd, RecordReader(nonce), watcher, deadline,
                 limits.output_kb * 1024, result)
     finally:
-        _kill_everything(proc, scratch.uid)
+        kill_tree(proc, scratch.uid)
         os.close(read_fd)
         if proc.stdout is not None:
             proc.stdout.close()
@@ -317,7 +317,8 @@ def _read_ready(selector: selectors.BaseSelector, timeout: float, head: bytearra
     return got and bool(selector.get_map())
 
 
-def _kill_everything(proc: subprocess.Popen[bytes], uid: int | None) -> None:
+def kill_tree(proc: subprocess.Popen[bytes], uid: int | None) -> None:
+    """Kill ``proc``, its process group, its descendants and every process of ``uid``."""
     if uid is None:
         _kill_descendants(proc.pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -327,7 +328,13 @@ def _kill_everything(proc: subprocess.Popen[bytes], uid: int | None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    if uid is not None and _uid_has_processes(uid):
+    if uid is not None:
+        kill_uid(uid)
+
+
+def kill_uid(uid: int) -> None:
+    """Kill every process left running as the throwaway ``uid``."""
+    if _uid_has_processes(uid):
         # Children that called setsid() left the group; as their uid, kill(-1) finds them.
         subprocess.run([sys.executable, "-I", "-m", "course.grader.jail", "--kill-uid", str(uid)],
                        timeout=30, check=False, capture_output=True)

@@ -1,6 +1,13 @@
 """The course's local LLM API server: OpenAI- and Anthropic-style endpoints, deterministic
 answers, faults on demand and a request log, with no API key and no internet.
 
+Endpoints: ``/v1/chat/completions``, ``/v1/responses``, ``/v1/embeddings`` (OpenAI style),
+``/v1/messages`` and ``/v1/messages/count_tokens`` (Anthropic style), ``/v1/models``,
+``/health``; tool calls and structured output in both formats, plain and streamed. The
+official ``openai`` and ``anthropic`` packages work against it with only ``base_url`` set.
+Each provider's knowledge lives in ``providers/`` (one module per API); what a model
+answers is decided provider-neutrally in ``reply.py``.
+
     from course.llm_server import LLMServer
 
     with LLMServer() as server:

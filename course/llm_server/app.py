@@ -1,15 +1,19 @@
 """The ASGI app: routes, the request recorder, and the steps every API request goes through
-(scenario, key, body, model, faults, answer), in the order a real provider checks them."""
+(controls, key, body, model, faults, answer), in the order a real provider checks them.
+
+The app knows providers only through ``providers.base.Provider``: each one lists its
+endpoints, and every endpoint goes through the same ``_serve`` pipeline.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable
+from typing import cast
 from urllib.parse import unquote
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -19,29 +23,19 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from course.llm_server import anthropic_shapes, headers, openai_shapes
-from course.llm_server.answers import STYLES, Style, wrap
+from course.llm_server import headers
+from course.llm_server.answers import wrap
 from course.llm_server.config import ServerConfig
 from course.llm_server.delivery import Delivered, Stalled
 from course.llm_server.exchange import Exchange
-from course.llm_server.faults import make_plan, retry_after_header
+from course.llm_server.faults import default_rate, make_plan, retry_after_header
+from course.llm_server.headers import ControlError, Controls, parse_controls
+from course.llm_server.instances import SchemaError
 from course.llm_server.log import RequestLog
-from course.llm_server.models import ChatCompletionRequest, EmbeddingsRequest, MessagesRequest
-from course.llm_server.reply import Context, Output
-from course.llm_server.scenarios import OK, ScenarioError, parse_scenario
+from course.llm_server.providers import PROVIDERS, Endpoint, Provider, provider_for
+from course.llm_server.providers.base import GATEWAY_STATUSES, gateway_html
+from course.llm_server.reply import BadRequest, Context
 from course.llm_server.state import ServerState
-from course.llm_server.styles import (
-    ANTHROPIC,
-    GATEWAY_STATUSES,
-    OPENAI,
-    ApiStyle,
-    Body,
-    gateway_html,
-    style_for,
-)
-
-RequestT = TypeVar("RequestT", bound=BaseModel)
-Builder = Callable[[RequestT, Context], Output]
 
 
 class Recorder:
@@ -73,8 +67,9 @@ class Recorder:
             if message["type"] == "http.response.start":
                 exchange.status = message["status"]
                 echoed = [(b"x-request-id", request_id.encode("latin-1"))]
-                if exchange.api == ANTHROPIC.name:
-                    echoed.append((b"request-id", request_id.encode("latin-1")))
+                second = exchange.provider.request_id_header if exchange.provider else None
+                if second:
+                    echoed.append((second.encode(), request_id.encode("latin-1")))
                 message = {**message, "headers": [*message.get("headers", []), *echoed]}
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 exchange.commit(exchange.status)
@@ -98,32 +93,10 @@ def _exchange(request: Request) -> Exchange:
     return cast(Exchange, request.state.exchange)
 
 
-def _header(request: Request, name: str) -> str | None:
-    """Header text; a client may send UTF-8 bytes, which Starlette decodes as latin-1."""
-    value = request.headers.get(name)
-    if value is None:
-        return None
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return value
-
-
-def _error(
-    style: ApiStyle, exchange: Exchange, status: int, body: Body, extra: dict[str, str] | None = None
-) -> JSONResponse:
-    if style is ANTHROPIC:
-        body["request_id"] = exchange.request_id
-    return JSONResponse(body, status_code=status, headers=extra)
-
-
-def _scripted(request: Request, config: ServerConfig) -> Callable[[str], str | None]:
-    reply = _header(request, headers.REPLY)
-    style = cast(Style, (_header(request, headers.REPLY_STYLE) or "plain").strip())
-
+def _scripted(controls: Controls, config: ServerConfig) -> Callable[[str], str | None]:
     def scripted(prompt: str) -> str | None:
-        if reply is not None:
-            return wrap(reply, style)
+        if controls.reply is not None:
+            return wrap(controls.reply, controls.reply_style)
         for marker, source in config.replies.items():
             if marker in prompt:
                 return source if isinstance(source, str) else source(prompt)
@@ -132,46 +105,54 @@ def _scripted(request: Request, config: ServerConfig) -> Callable[[str], str | N
     return scripted
 
 
-async def _serve(
-    request: Request,
-    style: ApiStyle,
-    model_type: type[RequestT],
-    build: Builder[RequestT],
-    models: tuple[str, ...],
-) -> Response:
+async def _serve(request: Request, provider: Provider, endpoint: Endpoint) -> Response:
     state, exchange = _state(request), _exchange(request)
     config = state.config
-    exchange.api = style.name
-    spec = _header(request, headers.SCENARIO) or exchange.url_scenario or config.scenario
-    try:
-        scenario = parse_scenario(spec) if spec else OK
-    except ScenarioError as exc:
-        return _error(style, exchange, 400, style.error(400, str(exc), param=headers.SCENARIO))
-    exchange.scenario = scenario.spec if spec else None
-    exchange.key = _header(request, headers.KEY) or exchange.url_key
+    exchange.provider = provider
 
-    refused = style.check_auth(request.headers, config)
-    if refused is not None:
-        return _error(style, exchange, *refused)
+    def refuse(status: int, body: dict[str, object], extra: dict[str, str] | None = None) -> JSONResponse:
+        return provider.respond_error(exchange.request_id, status, body, extra)
+
     try:
-        body = model_type.model_validate_json(await request.body())
+        controls = parse_controls(request.headers, config.scenario, exchange.url_scenario, exchange.url_key)
+    except ControlError as exc:
+        exchange.key = headers.text(request.headers, headers.KEY) or exchange.url_key
+        return refuse(400, provider.error(400, str(exc), param=exc.header))
+    exchange.scenario = controls.scenario_spec
+    exchange.key = controls.key
+
+    refused = provider.check_auth(request.headers, config)
+    if refused is not None:
+        return refuse(*refused)
+    # From here on every answer carries the rate-limit headers, as the providers' do.
+    extra = provider.rate_headers(default_rate(state))
+    try:
+        body = endpoint.request.model_validate_json(await request.body())
     except ValidationError as exc:
-        return _error(style, exchange, 400, style.invalid_body(exc))
+        return refuse(400, provider.invalid_body(exc), extra)
+    exchange.unknown_params = body.unknown_params
     model = str(getattr(body, "model", ""))
     exchange.model = model
     exchange.streamed = bool(getattr(body, "stream", False))
-    if model not in models:
-        return _error(style, exchange, 404, style.unknown_model(model))
-    reply_style = (_header(request, headers.REPLY_STYLE) or "plain").strip()
-    if reply_style not in STYLES:
-        message = f"Unknown X-Mock-Reply-Style '{reply_style}'. Known: {', '.join(STYLES)}."
-        return _error(style, exchange, 400, style.error(400, message))
+    target = config.resolve(model, endpoint.models)
+    if target is None:
+        return refuse(404, provider.unknown_model(model, config.names(endpoint.models)), extra)
+    # The answer is decided before any fault, so a request that makes no sense is a 400
+    # whatever the scenario (and does not count as a fail_first call).
+    context = Context(config, _scripted(controls, config), int(time.time()), target, controls)
+    try:
+        output = endpoint.build(body, context)
+    except BadRequest as exc:
+        return refuse(400, provider.error(400, str(exc), param=exc.param), extra)
+    except SchemaError as exc:
+        return refuse(400, provider.error(400, f"Invalid JSON Schema: {exc}"), extra)
 
-    plan = make_plan(scenario, state, exchange.key or "", exchange.in_flight)
+    plan = make_plan(controls.scenario, state, exchange.key or "", exchange.in_flight)
     exchange.faults.extend(plan.fired)
     if plan.delay and not await state.pause(plan.delay):
-        return _error(style, exchange, 503, style.error(503, "The server is shutting down."))
-    extra = style.rate_headers(plan.rate) if plan.rate else {}
+        return refuse(503, provider.error(503, "The server is shutting down."), extra)
+    if plan.rate:
+        extra.update(provider.rate_headers(plan.rate))
     rejection = plan.rejection
     if rejection is not None:
         if rejection.retry_after is not None:
@@ -179,26 +160,17 @@ async def _serve(
             extra["retry-after-ms"] = str(round(rejection.retry_after * 1000))
         if rejection.status in GATEWAY_STATUSES:
             return HTMLResponse(gateway_html(rejection.status, "Bad Gateway"), rejection.status)
-        return _error(style, exchange, rejection.status, style.rejection(rejection, model), extra)
+        return refuse(rejection.status, provider.rejection(rejection, model), extra)
     if plan.stall is not None:
         return Stalled(plan.stall, exchange)
-    context = Context(config, _scripted(request, config), int(time.time()))
-    return Delivered(build(body, context), plan.delivery, exchange, extra)
+    return Delivered(output, plan.delivery, exchange, extra)
 
 
-async def chat_completions(request: Request) -> Response:
-    config = _state(request).config
-    return await _serve(request, OPENAI, ChatCompletionRequest, openai_shapes.chat, config.chat_models)
+def _endpoint(provider: Provider, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        return await _serve(request, provider, endpoint)
 
-
-async def messages(request: Request) -> Response:
-    config = _state(request).config
-    return await _serve(request, ANTHROPIC, MessagesRequest, anthropic_shapes.message, config.chat_models)
-
-
-async def embeddings(request: Request) -> Response:
-    config = _state(request).config
-    return await _serve(request, OPENAI, EmbeddingsRequest, openai_shapes.embeddings, config.embedding_models)
+    return handle
 
 
 async def health(request: Request) -> Response:
@@ -206,29 +178,30 @@ async def health(request: Request) -> Response:
 
 
 async def list_models(request: Request) -> Response:
-    style, exchange, config = style_for(request.headers), _exchange(request), _state(request).config
-    exchange.api = style.name
-    refused = style.check_auth(request.headers, config)
+    provider, exchange, config = provider_for(request.headers), _exchange(request), _state(request).config
+    exchange.provider = provider
+    refused = provider.check_auth(request.headers, config)
     if refused is not None:
-        return _error(style, exchange, *refused)
+        return provider.respond_error(exchange.request_id, *refused)
+    extra = provider.rate_headers(default_rate(_state(request)))
     model = request.path_params.get("model")
     if model is None:
-        shapes: Any = anthropic_shapes if style is ANTHROPIC else openai_shapes
-        return JSONResponse(shapes.model_list(config.models))
-    if model not in config.models:
-        return _error(style, exchange, 404, style.unknown_model(model))
-    card = (anthropic_shapes if style is ANTHROPIC else openai_shapes).model_card(model)
-    return JSONResponse(card)
+        return JSONResponse(provider.model_list(config.models), headers=extra)
+    if config.resolve(model) is None:
+        body = provider.unknown_model(model, config.models)
+        return provider.respond_error(exchange.request_id, 404, body, extra)
+    return JSONResponse(provider.model_card(model), headers=extra)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     """404 and 405 in the provider's shape rather than Starlette's plain text."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    style, exchange = style_for(request.headers), _exchange(request)
-    body = style.not_found(request.method, request.url.path)
+    provider, exchange = provider_for(request.headers), _exchange(request)
+    exchange.provider = exchange.provider or provider
+    body = provider.not_found(request.method, request.url.path)
     if status != 404:
-        body = style.error(status, f"Method {request.method} is not allowed on {request.url.path}")
-    return _error(style, exchange, status, body)
+        body = provider.error(status, f"Method {request.method} is not allowed on {request.url.path}")
+    return provider.respond_error(exchange.request_id, status, body)
 
 
 def create_app(config: ServerConfig | None = None) -> Starlette:
@@ -238,10 +211,12 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model}", list_models, methods=["GET"]),
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/messages", messages, methods=["POST"]),
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
     ]
+    for provider in PROVIDERS:
+        routes += [
+            Route(endpoint.path, _endpoint(provider, endpoint), methods=["POST"])
+            for endpoint in provider.endpoints
+        ]
     app = Starlette(
         routes=routes,
         middleware=[Middleware(Recorder, state=state)],

@@ -2,16 +2,54 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from course.llm_server.scenarios import parse_scenario
+
+ModelKind = Literal["chat", "embedding"]
 
 ReplySource = str | Callable[[str], str]
 """A scripted reply: fixed text, or a function of the whole prompt text."""
 
 CHAT_MODELS = ("mock-gpt", "mock-gpt-mini", "mock-claude", "mock-claude-haiku")
 EMBEDDING_MODELS = ("mock-embed",)
+
+MODEL_ALIASES: Mapping[str, str] = {
+    **dict.fromkeys(("gpt-4o", "gpt-4.1", "gpt-4-turbo", "gpt-4", "gpt-5", "gpt-5.1", "o3"), "mock-gpt"),
+    **dict.fromkeys(
+        ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5-mini", "gpt-5-nano", "o4-mini", "o3-mini"),
+        "mock-gpt-mini",
+    ),
+    **dict.fromkeys(
+        (
+            "claude-sonnet-4-5",
+            "claude-sonnet-4-0",
+            "claude-sonnet-4",
+            "claude-opus-4-5",
+            "claude-opus-4-1",
+            "claude-opus-4-0",
+            "claude-3-7-sonnet-latest",
+        ),
+        "mock-claude",
+    ),
+    **dict.fromkeys(("claude-haiku-4-5", "claude-3-5-haiku-latest", "claude-3-haiku"), "mock-claude-haiku"),
+    **dict.fromkeys(
+        ("text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"), "mock-embed"
+    ),
+}
+"""Real model names and the mock model that answers for each, so code copied from the
+providers' documentation runs unchanged. A dated snapshot (``gpt-4o-2024-08-06``,
+``claude-sonnet-4-5-20250929``) resolves like its base name. The response echoes the name
+the request used."""
+
+_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
+
+REQUESTS_PER_MINUTE = 10_000
+TOKENS_PER_MINUTE = 2_000_000
+"""The budget the x-ratelimit-* headers report when no rpm/rps scenario is in force."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +68,8 @@ class ServerConfig:
     """Upper bound of a stall, so a client without a timeout still gets its turn back."""
     chat_models: tuple[str, ...] = CHAT_MODELS
     embedding_models: tuple[str, ...] = EMBEDDING_MODELS
+    aliases: Mapping[str, str] = field(default_factory=lambda: dict(MODEL_ALIASES))
+    """Other names a request may use for a model (a name whose target is not served is ignored)."""
     require_anthropic_version: bool = True
     """Anthropic's API rejects a request without the ``anthropic-version`` header."""
     seed: int = 0
@@ -48,4 +88,23 @@ class ServerConfig:
 
     @property
     def models(self) -> tuple[str, ...]:
-        return self.chat_models + self.embedding_models
+        """Every name a request may use: the mock models, then the real names they answer."""
+        return self.names()
+
+    def _served(self, kind: ModelKind | None) -> tuple[str, ...]:
+        if kind is None:
+            return self.chat_models + self.embedding_models
+        return self.chat_models if kind == "chat" else self.embedding_models
+
+    def names(self, kind: ModelKind | None = None) -> tuple[str, ...]:
+        served = self._served(kind)
+        return served + tuple(name for name, target in self.aliases.items() if target in served)
+
+    def resolve(self, name: str, kind: ModelKind | None = None) -> str | None:
+        """The mock model that answers to ``name`` (of that kind), or None."""
+        served = self._served(kind)
+        for candidate in (name, _SNAPSHOT.sub("", name)):
+            target = candidate if candidate in served else self.aliases.get(candidate)
+            if target in served:
+                return target
+        return None

@@ -13,11 +13,11 @@ from starlette.types import Receive, Scope, Send
 
 from course.llm_server.exchange import Exchange, StreamDropped
 from course.llm_server.faults import Delivery
+from course.llm_server.providers.base import gateway_html
 from course.llm_server.reply import Output
 from course.llm_server.scenarios import Stall
 from course.llm_server.sse import dumps
 from course.llm_server.state import POLL, ServerState
-from course.llm_server.styles import gateway_html
 
 BODY_PIECES = 4
 """A plain JSON body is sent in this many slices, so trickle, drop and stall apply to it too."""

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from course.llm_server.log import RequestRecord
 from course.llm_server.state import ServerState
+
+if TYPE_CHECKING:
+    from course.llm_server.providers.base import Provider
 
 
 class StreamDropped(Exception):
@@ -30,8 +34,9 @@ class Exchange:
         self.scenario: str | None = None
         self.faults: list[str] = []
         self.streamed = False
-        self.api: str | None = None
+        self.provider: Provider | None = None
         self.model: str | None = None
+        self.unknown_params: tuple[str, ...] = ()
         self.key: str | None = None
         self.url_scenario: str | None = None
         self.url_key: str | None = None
@@ -53,8 +58,9 @@ class Exchange:
                 scenario=self.scenario,
                 fault=",".join(self.faults) or None,
                 streamed=self.streamed,
-                api=self.api,
+                api=self.provider.name if self.provider else None,
                 model=self.model,
+                unknown_params=self.unknown_params,
                 key=self.key,
                 in_flight=self.in_flight,
                 elapsed=time.monotonic() - self.arrival,

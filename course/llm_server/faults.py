@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from course.llm_server.config import REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE
 from course.llm_server.scenarios import (
     Concurrency,
     Delay,
@@ -42,6 +43,17 @@ class RateInfo:
     limit: int
     remaining: int
     reset: float
+    """Seconds until the oldest request in the window leaves it."""
+    tokens_limit: int = TOKENS_PER_MINUTE
+    tokens_remaining: int = TOKENS_PER_MINUTE
+    """The token budget is reported, not simulated: it never runs out."""
+
+
+def default_rate(state: ServerState) -> RateInfo:
+    """The headers' numbers when no rpm/rps scenario applies: this server's request budget,
+    counted over every request in the last minute."""
+    remaining, reset = state.take_slot("", "(every request)", REQUESTS_PER_MINUTE, 60.0)
+    return RateInfo(REQUESTS_PER_MINUTE, max(remaining, 0), reset)
 
 
 @dataclass

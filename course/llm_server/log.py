@@ -34,12 +34,16 @@ class RequestRecord:
     api: str | None
     """``openai`` or ``anthropic``: whose shapes the response used."""
     model: str | None
+    """The model name as the request gave it (a real name such as ``gpt-4o-mini`` too)."""
     key: str | None
     """``X-Mock-Key``: the counter the stateful scenarios used."""
     in_flight: int
     """Requests in progress on the server when this one arrived, itself included."""
     elapsed: float
     """Seconds from arrival to the moment the record was written (about the response time)."""
+    unknown_params: tuple[str, ...] = ()
+    """Top-level body parameters the server does not know: accepted, as the real APIs grow
+    new ones all the time, and listed here so that a misspelt one is still visible."""
 
 
 class RequestLog:

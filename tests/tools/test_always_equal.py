@@ -37,6 +37,7 @@ import pytest
 from course import ROOT
 from course.grader.layout import Course
 from course.notebook import load_notebook
+from course.stubs import pristine_text
 from course.testing import same
 
 CHAPTERS = sorted(
@@ -194,7 +195,9 @@ def _grade(slug: str, folder: Path) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     tests = _test_files(slug)
     source = "\n".join(path.read_text(encoding="utf-8") for path in tests)
-    text, lies = liar_submission((ROOT / "exercises" / f"{slug}.py").read_text(encoding="utf-8"), source)
+    stub = pristine_text(ROOT, slug)  # as generated: exercises/ may hold someone's work
+    assert stub is not None, f"no untouched exercise notebook for {slug}"
+    text, lies = liar_submission(stub, source)
     submission = folder / f"{slug}.py"
     submission.write_text(text, encoding="utf-8")
     report = folder / "report.json"

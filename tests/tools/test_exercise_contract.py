@@ -1,8 +1,10 @@
 """The contract every chapter keeps: files paired by slug, and no test that passes on a stub.
 
 The exercise tests themselves run against ``solutions/`` in the main test run, where all
-must pass. Here they run once more against the untouched ``exercises/``, where every one
-must fail: a test that passes on a stub would hand out points for no work.
+must pass. Here they run once more against the untouched exercises, where every one must
+fail: a test that passes on a stub would hand out points for no work. "Untouched" means
+what ``course generate`` writes from ``solutions/``, not the files in ``exercises/``,
+which a learner fills in: this check must not fail because someone did the exercises.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from course import ROOT
+from course.generate import expected_exercises
 
 EXERCISE_TESTS = sorted((ROOT / "tests").glob("test_*.py"))
 SLUGS = [path.stem.removeprefix("test_") for path in EXERCISE_TESTS]
@@ -32,10 +35,13 @@ def test_each_chapter_has_its_files(slug: str) -> None:
 
 @pytest.fixture(scope="module")
 def stub_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, object]]:
-    report = tmp_path_factory.mktemp("stubs") / "report.json"
+    folder = tmp_path_factory.mktemp("stubs")
+    for path, text in expected_exercises(ROOT).items():
+        (folder / path.name).write_text(text, encoding="utf-8")
+    report = folder / "report.json"
     subprocess.run(
         [sys.executable, "-m", "pytest", *map(str, EXERCISE_TESTS), "-q", "-p", "no:cacheprovider",
-         "--target", "exercises", "--course-report", str(report)],
+         "--target", str(folder), "--course-report", str(report)],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,
     )
     results: list[dict[str, object]] = json.loads(report.read_text(encoding="utf-8"))

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from course.generate import GenerateError, make_exercise, stale_exercises, write_exercises
+from course.generate import (
+    EditedExercises,
+    GenerateError,
+    learner_edits,
+    make_exercise,
+    stale_exercises,
+    write_exercises,
+)
 from course.notebook import load_notebook
 
 SOLUTION = """# %% [markdown]
@@ -72,17 +79,86 @@ def test_unpaired_markers_name_the_line(text: str, problem: str) -> None:
     assert str(caught.value).startswith("solutions/99_demo.py:")
 
 
-def test_stale_exercises_are_found_and_fixed(tmp_path: Path) -> None:
+def _course(tmp_path: Path) -> Path:
     (tmp_path / "solutions").mkdir()
     (tmp_path / "exercises").mkdir()
     (tmp_path / "solutions" / "01_demo.py").write_text(SOLUTION, encoding="utf-8")
-    (tmp_path / "exercises" / "99_orphan.py").write_text("x = 1\n", encoding="utf-8")
-    reasons = {s.path.name: s.reason for s in stale_exercises(tmp_path)}
-    assert reasons == {"01_demo.py": "missing", "99_orphan.py": "not made from any solution"}
+    return tmp_path
 
-    write_exercises(tmp_path)
-    assert stale_exercises(tmp_path) == []
-    assert not (tmp_path / "exercises" / "99_orphan.py").exists()
 
-    (tmp_path / "exercises" / "01_demo.py").write_text("edited by hand\n", encoding="utf-8")
-    assert [s.reason for s in stale_exercises(tmp_path)] == ["out of date"]
+def test_stale_exercises_are_found_and_fixed(tmp_path: Path) -> None:
+    root = _course(tmp_path)
+    assert {s.path.name: s.reason for s in stale_exercises(root)} == {"01_demo.py": "missing"}
+    write_exercises(root)
+    assert stale_exercises(root) == []
+    assert learner_edits(root) == []
+
+    # The solution changes; the exercise is untouched, so regenerating loses nothing.
+    solution = root / "solutions" / "01_demo.py"
+    solution.write_text(SOLUTION.replace("Write `count_tokens`", "Write `count_words`"), encoding="utf-8")
+    assert [s.reason for s in stale_exercises(root)] == ["out of date"]
+    write_exercises(root)
+    assert stale_exercises(root) == []
+
+
+def test_a_learners_edit_is_not_staleness_and_is_never_overwritten_silently(tmp_path: Path) -> None:
+    root = _course(tmp_path)
+    write_exercises(root)
+    exercise = root / "exercises" / "01_demo.py"
+    work = exercise.read_text(encoding="utf-8").replace("return 0", "return 4096")
+    exercise.write_text(work, encoding="utf-8")
+
+    assert stale_exercises(root) == [], "a learner's work is not a stale exercises/"
+    assert learner_edits(root) == [exercise]
+    with pytest.raises(EditedExercises, match="--force"):
+        write_exercises(root)
+    assert exercise.read_text(encoding="utf-8") == work
+
+    # Solutions change too: the check fails and says the file was edited.
+    solution = root / "solutions" / "01_demo.py"
+    solution.write_text(SOLUTION.replace("Write `count_tokens`", "Write `count_words`"), encoding="utf-8")
+    reasons = [s.reason for s in stale_exercises(root)]
+    assert len(reasons) == 1 and "edited" in reasons[0] and "--force" in reasons[0]
+    with pytest.raises(EditedExercises):
+        write_exercises(root)
+    assert exercise.read_text(encoding="utf-8") == work
+
+    write_exercises(root, force=True)
+    assert exercise.read_text(encoding="utf-8") == make_exercise(solution.read_text(), "solutions/01_demo.py")
+    kept = list((root / "backups").rglob("01_demo.py"))
+    assert [k.read_text(encoding="utf-8") for k in kept] == [work]
+
+
+def test_orphans_generate_wrote_go_and_a_learners_own_files_stay(tmp_path: Path) -> None:
+    root = _course(tmp_path)
+    (root / "solutions" / "02_gone.py").write_text(SOLUTION, encoding="utf-8")
+    write_exercises(root)
+    (root / "solutions" / "02_gone.py").unlink()
+    (root / "exercises" / "my_notes.py").write_text("x = 1\n", encoding="utf-8")
+    assert [(s.path.name, s.reason) for s in stale_exercises(root)] == [
+        ("02_gone.py", "not made from any solution")
+    ]
+    write_exercises(root)
+    assert not (root / "exercises" / "02_gone.py").exists()
+    assert (root / "exercises" / "my_notes.py").read_text(encoding="utf-8") == "x = 1\n"
+    assert stale_exercises(root) == []
+
+
+def test_the_record_knows_the_untouched_notebook_in_any_format(tmp_path: Path) -> None:
+    """The grader's 'untouched' verdict comes from the record, not from exercises/."""
+    import jupytext
+
+    from course import stubs
+    from course.grader import prepare
+
+    root = _course(tmp_path)
+    write_exercises(root)
+    exercise = root / "exercises" / "01_demo.py"
+    recorded = stubs.original(root, "01_demo")
+    stub = jupytext.read(exercise)
+    exercise.write_text(SOLUTION, encoding="utf-8")  # the learner's work, in place
+    assert prepare.is_untouched(stub, recorded)
+    ipynb = jupytext.reads(jupytext.writes(stub, fmt="ipynb"), fmt="ipynb")
+    assert prepare.is_untouched(ipynb, recorded)
+    assert not prepare.is_untouched(jupytext.read(exercise), recorded)
+    assert stubs.pristine_text(root, "01_demo") == make_exercise(SOLUTION, "solutions/01_demo.py")

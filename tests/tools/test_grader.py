@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 
 from course import ROOT
 from course.check import check
+from course.generate import expected_exercises
 from course.grader import guard, report
 from course.grader.channel import RecordReader, make_writer
 from course.grader.discover import SubmissionError, chapter_for
@@ -90,7 +92,7 @@ def test_a_partial_answer_earns_partial_points(options: Options, tmp_path: Path)
     assert (add.earned, add.points, add.status) == (1, 3, "partial")
     failed = add.failures()[0]
     assert failed.name == "test_add_negative"
-    assert "add(-2, -3) should be -5" in failed.message
+    assert re.search(r"add\(-\d+, -\d+\) should be -\d+", failed.message), failed.message
     assert "Negative numbers add up too." in add.hint
 
 
@@ -103,9 +105,14 @@ def _as_ipynb(py_text: str) -> str:
 
 def test_every_real_chapter_full_marks_on_solutions_zero_on_exercises(tmp_path: Path) -> None:
     course = Course.at()
-    options = Options(limits=Limits(total_timeout=900), cache_dir=tmp_path)
-    for folder, want_full in (("solutions", True), ("exercises", False)):
-        rep = grade(course.root / folder, course, options)
+    # Generous per-exercise time: this is about marks, and the machine may be busy.
+    options = Options(limits=Limits(exercise_timeout=60, total_timeout=900), cache_dir=tmp_path)
+    stubs = tmp_path / "exercises"  # as generated: exercises/ may hold someone's work
+    stubs.mkdir()
+    for path, text in expected_exercises(course.root).items():
+        (stubs / path.name).write_text(text, encoding="utf-8")
+    for folder, want_full in ((course.root / "solutions", True), (stubs, False)):
+        rep = grade(folder, course, options)
         assert {c.slug for c in rep.chapters} == set(course.chapters), rep.problems
         assert rep.earned == (rep.points if want_full else 0), report.table(rep)
 
@@ -152,8 +159,7 @@ def test_gradescope(solved: Report, options: Options) -> None:
     failing = json.loads(report.render(grade(EXERCISE, COURSE, options), "gradescope"))
     _check_gradescope(failing)
     add = failing["tests"][0]
-    assert add["status"] == "failed" and "not written yet" in add["output"]
-    assert "hint:" in add["output"]
+    assert add["status"] == "failed" and add["output"] == "add: 0/3 (not started)"
 
 
 def test_junit(options: Options) -> None:
@@ -285,8 +291,7 @@ def test_check_prints_the_graders_feedback(tmp_path: Path, capsys: pytest.Captur
     shutil.copy(EXERCISE, tmp_path / "00_fixture.py")
     check("add", tmp_path, course=COURSE)
     out = capsys.readouterr().out
-    assert "add: 0/3 (not started)" in out
-    assert "not written yet: Write add()" in out and "hint: Return the sum" in out
+    assert "add: 0/3 (not started)" in out and "hint" not in out  # one line, nothing to fix yet
     shutil.copy(SOLUTION, tmp_path / "00_fixture.py")
     check("greet", tmp_path, course=COURSE)
     assert "greet: 1/1 (passed)" in capsys.readouterr().out

@@ -303,7 +303,6 @@ def test_any_non_empty_key_works_without_a_required_key() -> None:
     [
         ({"model": "mock-gpt"}, "messages", "missing_required_parameter"),
         ({"model": "mock-gpt", "messages": "hi"}, "messages", "invalid_value"),
-        ({**chat(), "strem": True}, "strem", None),
         ({**chat(), "temperature": 5}, "temperature", "invalid_value"),
     ],
 )
@@ -316,6 +315,17 @@ def test_malformed_openai_request_is_400_naming_the_parameter(
     assert error["type"] == "invalid_request_error"
     assert error["param"] == param
     assert error["code"] == code
+
+
+def test_unknown_parameters_are_accepted_and_logged(client: httpx.Client, server: LLMServer) -> None:
+    body = chat(strem=True, prompt_cache_key="k1", safety_identifier="u1")
+    response = client.post("/v1/chat/completions", headers=openai_headers(), json=body)
+    assert response.status_code == 200
+    assert response.json()["object"] == "chat.completion"  # not streamed: "strem" is a typo
+    assert server.log[-1].unknown_params == ("prompt_cache_key", "safety_identifier", "strem")
+    known = client.post("/v1/messages", headers=anthropic_headers(), json=message(top_k=3))
+    assert known.status_code == 200
+    assert server.log[-1].unknown_params == ()
 
 
 def test_malformed_anthropic_request_is_400(client: httpx.Client) -> None:
@@ -346,6 +356,90 @@ def test_unknown_model_and_url_are_404(client: httpx.Client) -> None:
     assert "gpt-99" in model.json()["error"]["message"]
     assert url.status_code == 404
     assert url.json()["error"]["message"] == "Invalid URL (POST /v1/completions)"
+
+
+@pytest.mark.parametrize(
+    ("requested", "path"),
+    [
+        ("gpt-4o-mini", "/v1/chat/completions"),
+        ("gpt-4o-2024-08-06", "/v1/chat/completions"),
+        ("gpt-4.1", "/v1/chat/completions"),
+        ("claude-sonnet-4-5", "/v1/messages"),
+        ("claude-haiku-4-5-20251001", "/v1/messages"),
+    ],
+)
+def test_real_model_names_are_answered_and_echoed(client: httpx.Client, requested: str, path: str) -> None:
+    openai_style = path == "/v1/chat/completions"
+    body = {**(chat() if openai_style else message()), "model": requested}
+    head = openai_headers() if openai_style else anthropic_headers()
+    response = client.post(path, headers=head, json=body)
+    assert response.status_code == 200
+    assert response.json()["model"] == requested
+
+
+def test_real_name_answers_like_its_mock_model(client: httpx.Client) -> None:
+    real = client.post("/v1/chat/completions", headers=openai_headers(), json={**chat(), "model": "gpt-4o"})
+    mock = client.post("/v1/chat/completions", headers=openai_headers(), json=chat())
+    assert real.json()["choices"] == mock.json()["choices"]
+    small = {"model": "text-embedding-3-small", "input": "cat"}
+    embedded = client.post("/v1/embeddings", headers=openai_headers(), json=small).json()
+    direct = client.post(
+        "/v1/embeddings", headers=openai_headers(), json={**small, "model": "mock-embed"}
+    ).json()
+    assert embedded["model"] == "text-embedding-3-small"
+    assert embedded["data"] == direct["data"]
+
+
+def test_unknown_model_404_lists_the_names_that_exist(client: httpx.Client) -> None:
+    openai = client.post("/v1/chat/completions", headers=openai_headers(), json={**chat(), "model": "gpt-99"})
+    anthropic = client.post("/v1/messages", headers=anthropic_headers(), json={**message(), "model": "c-9"})
+    embed_as_chat = client.post(
+        "/v1/chat/completions", headers=openai_headers(), json={**chat(), "model": "mock-embed"}
+    )
+    assert openai.status_code == anthropic.status_code == embed_as_chat.status_code == 404
+    listed = openai.json()["error"]["message"]
+    assert "gpt-99" in listed
+    assert "mock-gpt" in listed and "gpt-4o-mini" in listed and "claude-sonnet-4-5" in listed
+    assert "text-embedding-3-small" not in listed  # a chat request lists chat models
+    assert "claude-haiku-4-5" in anthropic.json()["error"]["message"]
+
+
+def test_rate_limit_headers_on_every_response(client: httpx.Client) -> None:
+    openai = client.post("/v1/chat/completions", headers=openai_headers(), json=chat())
+    again = client.post("/v1/chat/completions", headers=openai_headers(), json=chat())
+    missing = client.post("/v1/chat/completions", headers=openai_headers(), json={**chat(), "model": "x"})
+    anthropic = client.post("/v1/messages", headers=anthropic_headers(), json=message())
+    listed = client.get("/v1/models", headers=openai_headers())
+    for response in (openai, missing, listed):
+        for name in ("limit-requests", "remaining-requests", "reset-requests", "limit-tokens"):
+            assert f"x-ratelimit-{name}" in response.headers
+    used = int(openai.headers["x-ratelimit-remaining-requests"])
+    assert int(again.headers["x-ratelimit-remaining-requests"]) == used - 1
+    for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
+        for what in ("limit", "remaining", "reset"):
+            assert f"anthropic-ratelimit-{kind}-{what}" in anthropic.headers
+
+
+def test_usage_has_the_detail_fields(client: httpx.Client) -> None:
+    usage = client.post("/v1/chat/completions", headers=openai_headers(), json=chat()).json()["usage"]
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 0
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 0
+    claude = client.post("/v1/messages", headers=anthropic_headers(), json=message()).json()["usage"]
+    assert claude["cache_read_input_tokens"] == claude["cache_creation_input_tokens"] == 0
+
+
+def test_anthropic_routes_take_the_key_as_bearer_too(client: httpx.Client) -> None:
+    bearer = {"Authorization": f"Bearer {KEY}", "anthropic-version": "2023-06-01"}
+    ok = client.post("/v1/messages", headers=bearer, json=message())
+    wrong = client.post(
+        "/v1/messages", headers={**bearer, "Authorization": "Bearer nope"}, json=message()
+    )
+    listed = client.get("/v1/models", headers=bearer)
+    assert ok.status_code == 200
+    assert ok.json()["type"] == "message"
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["type"] == "authentication_error"
+    assert listed.json()["has_more"] is False  # answered in Anthropic's shape
 
 
 # --- scripted replies -----------------------------------------------------------------------

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import httpx
 import pytest
+from pydantic import BaseModel, Field
 
 from course.llm_server import (
     SCENARIOS,
@@ -20,6 +22,7 @@ from course.llm_server import (
     wrap,
 )
 from course.llm_server.answers import apply_stop, embedding, pieces, truncate
+from course.llm_server.instances import SchemaError, instance, prompt_names
 from course.llm_server.scenarios import (
     Delay,
     DropStream,
@@ -176,3 +179,48 @@ async def test_asgi_transport_streams_and_reports_a_drop() -> None:
                 json={**CHAT, "stream": True},
             )
     assert [record.fault for record in request_log(app).records()] == [None, "drop_stream:after=1"]
+
+
+# --- schema instances -----------------------------------------------------------------------
+
+
+class _Tree(BaseModel):
+    value: int = Field(ge=10, le=12)
+    label: Literal["leaf", "node"]
+    children: list[_Tree] = []
+    parent: _Tree | None = None
+
+
+def test_instance_of_a_recursive_pydantic_schema_is_valid_and_finite() -> None:
+    value = instance(_Tree.model_json_schema(), b"seed" * 4)
+    tree = _Tree.model_validate(value)
+    assert 10 <= tree.value <= 12
+    assert instance(_Tree.model_json_schema(), b"seed" * 4) == value
+    assert instance(_Tree.model_json_schema(), b"other" * 4) != value
+
+
+def test_instance_handles_const_all_of_and_type_lists() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "kind": {"const": "ticket"},
+            "when": {"type": "string", "format": "date-time"},
+            "maybe": {"type": ["integer", "null"], "exclusiveMinimum": 3, "exclusiveMaximum": 5},
+            "merged": {"allOf": [{"properties": {"a": {"type": "boolean"}}}, {"required": ["a"]}]},
+        },
+        "required": ["kind", "when", "maybe", "merged"],
+    }
+    value = instance(schema, b"x" * 16)
+    assert value["kind"] == "ticket"
+    assert value["when"] == "2025-01-01T12:00:00Z"
+    assert value["maybe"] == 4
+    assert isinstance(value["merged"]["a"], bool)
+
+
+def test_prompt_names_skip_sentence_starts() -> None:
+    assert prompt_names("What is the weather in Paris? Ask Ada Lovelace.") == ["Paris", "Ada Lovelace"]
+
+
+def test_dangling_ref_is_a_schema_error() -> None:
+    with pytest.raises(SchemaError, match="Nope"):
+        instance({"$ref": "#/$defs/Nope"}, b"x" * 16)

@@ -51,8 +51,13 @@ class StaleFile:
     reason: str
 
 
-def make_exercise(solution_text: str, source_name: str = "solution") -> str:
-    """Return the exercise version of one solution notebook's text."""
+def make_exercise(
+    solution_text: str,
+    source_name: str = "solution",
+    next_chapter: tuple[str, str] | None = None,
+) -> str:
+    """Return the exercise version of one solution notebook's text, ending with what to do
+    next (``next_chapter``: the following chapter's slug and title, if there is one)."""
     out: list[str] = []
     region_start: int | None = None
     region_indent = ""
@@ -96,7 +101,7 @@ def make_exercise(solution_text: str, source_name: str = "solution") -> str:
     if region_start is not None:
         raise GenerateError(f"{source_name}:{region_start}: {BEGIN} has no {END}")
     text = "\n".join(out) + "\n"
-    return _insert_note(text)
+    return _insert_note(text) + what_next(Path(source_name).stem, next_chapter)
 
 
 def _raise_lines(indent: str, enclosing: list[tuple[int, str]]) -> list[str]:
@@ -168,13 +173,15 @@ def expected_exercises(root: Path = ROOT) -> dict[Path, str]:
             "from, and exercises/ is the learner's to edit"
         )
     expected = {}
-    solutions = sorted((root / "solutions").glob("*.py"))
-    for solution, following in zip(solutions, [*solutions[1:], None], strict=True):
+    chapters = sorted(path.stem for path in (root / "chapters").glob("*.py"))
+    for solution in sorted((root / "solutions").glob("*.py")):
         name = str(solution.relative_to(root))
-        onward = (following.stem, _chapter_heading(root, following.stem)) if following else None
+        # The next chapter of the book (not of solutions/): its link ends this exercise.
+        following = next((slug for slug in chapters if slug > solution.stem), None)
+        onward = (following, _chapter_heading(root, following)) if following else None
         expected[root / "exercises" / solution.name] = make_exercise(
-            solution.read_text(encoding="utf-8"), name
-        ) + what_next(solution.stem, onward)
+            solution.read_text(encoding="utf-8"), name, onward
+        )
     return expected
 
 

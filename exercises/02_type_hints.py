@@ -36,10 +36,11 @@
 # course folder, in a terminal:
 #
 # ```bash
-# .venv/bin/mypy --strict exercises/02_type_hints.py      # a .py notebook
+# .venv/bin/mypy --strict exercises/02_type_hints.py   # a .py notebook
 # .venv/bin/python -m course.typecheck exercises/02_type_hints.py
 # .venv/bin/python -m course.typecheck my_copy/02_type_hints.ipynb
-# .venv/bin/python -m course.typecheck --no-any-in=from_openai,from_anthropic exercises/02_type_hints.py
+# .venv/bin/python -m course.typecheck --no-any-in=from_openai,from_anthropic \
+#     exercises/02_type_hints.py
 # ```
 #
 # The second form works for `.py` and `.ipynb` alike and names the cell each error is in;

@@ -40,10 +40,9 @@
 
 # %%
 import json
-from html import escape
 
 import httpx
-from IPython.display import HTML, display
+from IPython.display import Markdown, display
 
 from course.llm_server import HEADERS, SCENARIOS, LLMServer
 
@@ -69,8 +68,7 @@ print("the server is listening:", client.get("/health").json())
 # the server does not know is accepted, as the real APIs keep adding them, and listed in
 # the request log's `unknown_params`, so a misspelt one still shows.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 request = {
     "model": "mock-gpt",
     "messages": [{"role": "user", "content": "Why do retries need jitter?"}],
@@ -86,11 +84,13 @@ print(body["usage"])
 # `delta` carries the next words, then `data: [DONE]`. The joined deltas are exactly the
 # answer above: same request, same answer.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 deltas = []
 with client.stream(
-    "POST", "/v1/chat/completions", headers=openai_headers, json={**request, "stream": True}
+    "POST",
+    "/v1/chat/completions",
+    headers=openai_headers,
+    json={**request, "stream": True},
 ) as stream:
     for line in stream.iter_lines():
         if line.startswith("data: ") and line != "data: [DONE]":
@@ -108,8 +108,7 @@ assert "".join(deltas) == body["choices"][0]["message"]["content"]
 # `POST /v1/messages/count_tokens` answers `{"input_tokens": N}` for the same body
 # (without `max_tokens`).
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 message = {
     "model": "mock-claude",
     "max_tokens": 60,
@@ -249,8 +248,7 @@ print([kind for kind in kinds if kind != "response.output_text.delta"])
 # `POST /v1/embeddings` returns unit vectors seeded by the text: equal texts, equal vectors.
 # Their length is 64 unless the request asks for `dimensions`.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 data = client.post(
     "/v1/embeddings",
     headers=openai_headers,
@@ -265,19 +263,25 @@ for item in data:
 # fail with a 503 and the third succeeds, which is what a retry lesson needs. The counter
 # belongs to the `X-Mock-Key` you send, so every exercise can have its own.
 
-# %%
-# NBVAL_CHECK_OUTPUT
-flaky = {**openai_headers, "X-Mock-Scenario": "fail_first:2:503", "X-Mock-Key": "appendix"}
+# %% tags=["nbval-check-output"]
+flaky = {
+    **openai_headers,
+    "X-Mock-Scenario": "fail_first:2:503",
+    "X-Mock-Key": "appendix",
+}
 for attempt in range(1, 4):
     response = client.post("/v1/chat/completions", headers=flaky, json=request)
-    print(attempt, response.status_code, response.json().get("error", {}).get("message", "ok"))
+    print(
+        attempt,
+        response.status_code,
+        response.json().get("error", {}).get("message", "ok"),
+    )
 
 # %% [markdown]
 # Transport faults surface as the exceptions your code must handle: a stall becomes a
 # timeout, a dropped stream a protocol error.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 try:
     client.post(
         "/v1/chat/completions",
@@ -306,8 +310,7 @@ except httpx.RemoteProtocolError as error:
 # `prose_fence`). A server can also be started with `replies={marker: text}`: a prompt that
 # contains the marker gets that text, which suits code that cannot set headers.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 scripted = {
     **openai_headers,
     "X-Mock-Reply": json.dumps({"name": "Ada", "languages": ["Python"]}),
@@ -335,8 +338,7 @@ for record in server.log:
         f" {record.status!s:4} streamed={record.streamed!s:5} fault={record.fault}"
     )
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 retries = [record for record in server.log if record.key == "appendix"]
 print([(record.status, record.fault) for record in retries])
 
@@ -349,19 +351,24 @@ print([(record.status, record.fault) for record in retries])
 # scenario for client code that cannot set headers.
 
 
-# %%
-def table(heading: tuple[str, str], rows: list[tuple[str, str]]) -> HTML:
-    """A two-column HTML table (renders the same in Jupyter and in the book)."""
-    head = "".join(f"<th>{escape(cell)}</th>" for cell in heading)
-    body = "".join(
-        f"<tr><td><code>{escape(key)}</code></td><td>{escape(text)}</td></tr>" for key, text in rows
+# %% tags=["hide-input"]
+def table(heading: tuple[str, str], rows: list[tuple[str, str]]) -> Markdown:
+    """A two-column Markdown table: Jupyter and the book both render it, with the
+    summaries' `code` spans as code."""
+    lines = [f"| {heading[0]} | {heading[1]} |", "|---|---|"]
+    for key, text in rows:
+        cell = text.replace("|", "\\|")  # a pipe would end the cell
+        lines.append(f"| `{key}` | {cell} |")
+    return Markdown("\n".join(lines))
+
+
+display(
+    table(
+        ("scenario", "what the server does"), [(i.syntax, i.summary) for i in SCENARIOS]
     )
-    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+)
 
-
-display(table(("scenario", "what the server does"), [(i.syntax, i.summary) for i in SCENARIOS]))
-
-# %%
+# %% tags=["hide-input"]
 display(table(("request header", "meaning"), list(HEADERS.items())))
 
 # %% [markdown]
@@ -370,7 +377,8 @@ display(table(("request header", "meaning"), list(HEADERS.items())))
 #
 # ```python
 # app = create_app()
-# async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://llm") as c:
+# transport = httpx.ASGITransport(app=app)
+# async with httpx.AsyncClient(transport=transport, base_url="http://llm") as c:
 #     await c.post("/v1/chat/completions", headers=..., json=...)
 # request_log(app).records()
 # ```

@@ -55,15 +55,16 @@ class TokenBudget:
 
     def spend(self, tokens: int) -> None:
         if self.used + tokens > self.limit:
-            raise RuntimeError(f"budget exceeded: {self.used} + {tokens} > {self.limit}")
+            raise RuntimeError(
+                f"budget exceeded: {self.used} + {tokens} > {self.limit}"
+            )
         self.used += tokens
 
     def remaining(self) -> int:
         return self.limit - self.used
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 budget = TokenBudget(limit=10_000)
 budget.spend(1_200)
 budget.spend(800)
@@ -85,8 +86,7 @@ print(budget.remaining(), vars(budget))
 # subclasses of immutable built-ins like `str`, `int` and `tuple`. Say every model name
 # in your code should be normalised, whatever the config file says:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class ModelName(str):
     """A model identifier, stripped and lower-cased at creation."""
 
@@ -101,8 +101,7 @@ print(repr(name), isinstance(name, str), name == "gpt-4o-mini")
 # The same normalisation in `__init__` cannot work: by the time `__init__` runs, the
 # string's value is already fixed.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class TooLateModelName(str):
     def __init__(self, raw: str) -> None:
         super().__init__()
@@ -153,8 +152,7 @@ class ChatMessage:
         return f"{self.role}: {self.content}"
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 message = ChatMessage("user", "Summarise this PR")
 print(message)  # str
 print(repr(message))  # repr
@@ -171,8 +169,7 @@ print(f"{message} | {message!r}")
 # `!r` calls `repr()` on the value. In error messages it is the difference between a
 # mystery and a diagnosis. A model name read from a file with a trailing newline:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 model = "gpt-4o-mini\n"
 print(f"unknown model: {model}")
 print(f"unknown model: {model!r}")
@@ -197,7 +194,8 @@ class ModelPricing:
     """Price per million tokens for one model."""
 
     currency = "USD"  # class attribute: one value, shared by every instance
-    catalogue: ClassVar[dict[str, tuple[float, float]]] = {  # shared, and only ever read
+    # shared, and only ever read
+    catalogue: ClassVar[dict[str, tuple[float, float]]] = {
         "small": (0.15, 0.60),
         "large": (2.50, 10.00),
     }
@@ -224,8 +222,7 @@ class ModelPricing:
         return max(1, len(text) // 4)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 large = ModelPricing.for_model("large")
 prompt_tokens = ModelPricing.estimate_tokens("Summarise the attached contract. " * 300)
 print(prompt_tokens, f"${large.cost(prompt_tokens, 500):.4f}")
@@ -239,8 +236,7 @@ print(prompt_tokens, f"${large.cost(prompt_tokens, 500):.4f}")
 #   the function belongs with the class conceptually; a module-level function is often
 #   just as good and easier to test.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class BatchPricing(ModelPricing):
     """Batch APIs often cost half as much, for answers that arrive later."""
 
@@ -258,8 +254,7 @@ print(type(batch).__name__, f"${batch.cost(prompt_tokens, 500):.4f}")
 # classes). *Assigning* `obj.name = ...` always writes to the instance. So assigning to
 # a class attribute through an instance does not change the class; it shadows it:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 small = ModelPricing.for_model("small")
 small.currency = "EUR"  # a new instance attribute on `small` only
 print(small.currency, large.currency, ModelPricing.currency)
@@ -277,11 +272,11 @@ class Conversation:
         self.user = user
 
     def add(self, text: str) -> None:
-        self.history.append(text)  # no assignment, so no shadowing: the class's list grows
+        # no assignment, so no shadowing: the class's list grows
+        self.history.append(text)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 alice = Conversation("alice")
 bob = Conversation("bob")
 alice.add("My account number is 12345, why was I charged twice?")
@@ -293,8 +288,7 @@ print(bob.history)
 # (Ruff's rule RUF012 flags mutable class attributes; that's why the line above needs a
 # `noqa`.) The fix is to create per-instance state in `__init__`:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class Conversation:
     def __init__(self, user: str) -> None:
         self.user = user
@@ -312,8 +306,7 @@ print(bob.history)
 # The same bug has a twin in default arguments. A default is evaluated **once**, when
 # the `def` runs, so a mutable default is shared by every call that uses it:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class Conversation:
     def __init__(self, user: str, history: list[str] = []) -> None:  # noqa: B006  BUG
         self.user = user
@@ -350,8 +343,7 @@ class Conversation:
 # counts invites the day someone updates one and not the other; computing it cannot
 # drift.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class CallUsage:
     def __init__(self, prompt_tokens: int, completion_tokens: int) -> None:
         self.prompt_tokens = prompt_tokens
@@ -395,8 +387,7 @@ class GenerationSettings:
         self._temperature = float(value)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 settings = GenerationSettings("small")
 settings.temperature = 0.2
 print(settings.model, settings.temperature)
@@ -412,8 +403,7 @@ settings.model = "large"  # no setter: AttributeError
 # the property (`self.temperature = ...`) rather than to `self._temperature`. Skip
 # either and invalid values slip past:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class LeakySettings(GenerationSettings):
     def __init__(self, model: str, temperature: float = 0.7) -> None:
         self._model = model
@@ -457,8 +447,7 @@ class RetryingClient(BaseClient):
         return super().describe() + f", up to {self.max_retries} retries"
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(RetryingClient("large", max_retries=5).describe())
 
 # %% [markdown]
@@ -483,8 +472,7 @@ forgetful.describe()
 # a mixin joins the hierarchy, because of how `super()` really works: it follows the
 # **method resolution order** (MRO) of the object's class, not "my parent".
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class UsageTrackingMixin:
     """Adds a token counter to any client."""
 
@@ -608,9 +596,10 @@ knowledge_base = [
     "Shipping to Canada takes five to seven business days.",
 ]
 
-# %%
-# NBVAL_CHECK_OUTPUT
-print(best_match("How long does shipping to Canada take?", knowledge_base, HashEmbedder()))
+# %% tags=["nbval-check-output"]
+print(
+    best_match("How long does shipping to Canada take?", knowledge_base, HashEmbedder())
+)
 
 # %% [markdown]
 # Swapping in a real embeddings client later changes one line, where the embedder is
@@ -622,8 +611,7 @@ print(best_match("How long does shipping to Canada take?", knowledge_base, HashE
 # you can't make it inherit from your ABC. `register()` declares it a *virtual*
 # subclass:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class VendorEmbeddings:
     """Imagine this comes from a third-party SDK."""
 
@@ -665,11 +653,13 @@ class Document:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 doc = Document("kb-17", "Refunds are issued within 14 days.", metadata={"lang": "en"})
 print(doc)
-print(doc == Document("kb-17", "Refunds are issued within 14 days.", metadata={"lang": "en"}))
+print(
+    doc
+    == Document("kb-17", "Refunds are issued within 14 days.", metadata={"lang": "en"})
+)
 
 # %% [markdown]
 # Fields with defaults must come after fields without (or pass `kw_only=True` to make
@@ -689,8 +679,7 @@ class SharedMetadataDocument:
 # hashable value evaluated once is still shared, and a timestamp is the classic case:
 # every record below gets the moment the class was *defined*.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import time
 from datetime import UTC, datetime
 
@@ -698,7 +687,8 @@ from datetime import UTC, datetime
 @dataclass
 class LoggedCall:
     request_id: str
-    started_at: datetime = datetime.now(UTC)  # noqa: RUF009  BUG: runs once, at definition
+    # BUG: runs once, at definition
+    started_at: datetime = datetime.now(UTC)  # noqa: RUF009
 
 
 first = LoggedCall("req-1")
@@ -706,12 +696,12 @@ time.sleep(0.01)
 second = LoggedCall("req-2")
 print(first.started_at == second.started_at)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 @dataclass
 class LoggedCall:
     request_id: str
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))  # per record
+    # per record
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 first = LoggedCall("req-1")
@@ -730,8 +720,7 @@ print(first.started_at == second.started_at)
 # `eq=True` is also hashable, so it can be a dict key: handy for caching responses by
 # request configuration.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 @dataclass(frozen=True)
 class ModelConfig:
     model: str
@@ -773,8 +762,7 @@ class ChunkingConfig:
         return self.chunk_size - self.overlap
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(ChunkingConfig(chunk_size=800, overlap=100).step)
 
 # %% tags=["raises-exception"]
@@ -789,8 +777,7 @@ ChunkingConfig(chunk_size=200, overlap=200)  # would never advance through the t
 # A normal instance keeps its attributes in a dict, so a typo in an attribute name
 # silently creates a new attribute:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 @dataclass
 class LooseUsage:
     prompt_tokens: int = 0
@@ -822,8 +809,7 @@ count.promt_tokens = 120
 # `asdict` converts a dataclass, recursively, into dicts and lists, ready for
 # `json.dumps`:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import json
 
 
@@ -847,8 +833,7 @@ print(json.dumps(asdict(record)))
 # A **`NamedTuple`** is a tuple with field names: immutable, unpackable, cheap. It suits
 # small values returned from a function, like a retrieved chunk and its score.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from typing import NamedTuple
 
 
@@ -872,8 +857,7 @@ print(hit == ("Refunds are issued within 14 days.", 0.83))  # it *is* a tuple
 # is what you want where data crosses into your code: request bodies, JSON an LLM
 # produced, environment settings.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from pydantic import BaseModel, Field, ValidationError
 
 
@@ -887,10 +871,11 @@ body = '{"model": "small", "temperature": "0.3", "max_tokens": 128}'
 print(repr(GenerationRequest.model_validate_json(body)))
 print(repr(ModelConfig("small", temperature="0.3")))  # mypy objects; Python doesn't
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 try:
-    GenerationRequest.model_validate({"model": "small", "temperature": 5, "max_tokens": 0})
+    GenerationRequest.model_validate(
+        {"model": "small", "temperature": 5, "max_tokens": 0}
+    )
 except ValidationError as exc:
     for error in exc.errors():
         print(error["loc"], error["msg"])
@@ -913,11 +898,14 @@ import attrs
 
 @attrs.define
 class SamplingParams:
-    temperature: float = attrs.field(default=0.7, validator=[attrs.validators.ge(0), attrs.validators.le(2)])
+    temperature: float = attrs.field(
+        default=0.7, validator=[attrs.validators.ge(0), attrs.validators.le(2)]
+    )
     max_tokens: int = attrs.field(default=256, converter=int)
 
 
-print(SamplingParams(max_tokens="512"))  # type: ignore[arg-type]  # a string, as read from a file
+# a string, as read from a file
+print(SamplingParams(max_tokens="512"))  # type: ignore[arg-type]
 try:
     SamplingParams(temperature=3.5)
 except ValueError as exc:
@@ -938,8 +926,7 @@ except ValueError as exc:
 #
 # Classes are objects too, and their class is `type`:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(type(doc), type(Document), type(type))
 
 # %% [markdown]
@@ -947,8 +934,7 @@ print(type(doc), type(Document), type(type))
 # **metaclass** (`type` unless you say otherwise) with the name, the bases and that
 # namespace. You can make that call yourself:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def describe(self) -> str:
     return f"{type(self).__name__}: model={self.model!r}"
 
@@ -960,12 +946,13 @@ print(DynamicConfig().describe())
 # A metaclass is a subclass of `type` that customises that step. Agent frameworks use
 # the idea to collect every tool class into a registry the moment it is defined:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class ToolMeta(type):
     tools: dict[str, type] = {}  # noqa: RUF012
 
-    def __new__(mcls, name: str, bases: tuple[type, ...], namespace: dict[str, object]) -> type:
+    def __new__(
+        mcls, name: str, bases: tuple[type, ...], namespace: dict[str, object]
+    ) -> type:
         cls = super().__new__(mcls, name, bases, namespace)
         if bases:  # skip the root class itself
             mcls.tools[str(namespace.get("tool_name", name.lower()))] = cls
@@ -1028,11 +1015,12 @@ class ExactMatch(Metric, name="exact_match"):
 class TokenRecall(Metric, name="token_recall"):
     def score(self, answer: str, reference: str) -> float:
         wanted = set(reference.lower().split())
-        return len(wanted & set(answer.lower().split())) / len(wanted) if wanted else 0.0
+        return (
+            len(wanted & set(answer.lower().split())) / len(wanted) if wanted else 0.0
+        )
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 eval_config = {"metrics": ["exact_match", "token_recall"]}
 metrics = {name: Metric.by_name[name]() for name in eval_config["metrics"]}
 answer, reference = "paris is the capital", "Paris"
@@ -1053,8 +1041,7 @@ print({name: metric.score(answer, reference) for name, metric in metrics.items()
 # behaviour, like iterating over an `Enum` class. `BaseModel`'s metaclass is how Pydantic
 # turns annotations into validators:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(type(BaseModel).__name__)
 
 # %% [markdown]
@@ -1093,8 +1080,7 @@ class LastLineModel(ChatModel):
 # A strategy is an interchangeable piece of behaviour handed to an object that uses it.
 # The summariser below does not know or care which model it talks to:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class Summarizer:
     def __init__(self, model: ChatModel, max_words: int = 50) -> None:
         self.model = model
@@ -1175,7 +1161,9 @@ class Retrieve(Stage):
         self.documents, self.embedder = documents, embedder
 
     def process(self, request: RagRequest) -> bool:
-        request.context.append(best_match(request.question, self.documents, self.embedder))
+        request.context.append(
+            best_match(request.question, self.documents, self.embedder)
+        )
         return False
 
 
@@ -1187,16 +1175,18 @@ class Generate(Stage):
     def process(self, request: RagRequest) -> bool:
         context = "\n".join(request.context)
         request.answer = self.model.reply(
-            f"Answer from the context.\nQuestion: {request.question}\nContext:\n{context}"
+            "Answer from the context.\nQuestion: "
+            f"{request.question}\nContext:\n{context}"
         )
         return True
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 pipeline = Guardrail()
 (
-    pipeline.then(CacheLookup({"What are your opening hours?": "9 to 5, Monday to Friday."}))
+    pipeline.then(
+        CacheLookup({"What are your opening hours?": "9 to 5, Monday to Friday."})
+    )
     .then(Retrieve(knowledge_base, HashEmbedder()))
     .then(Generate(LastLineModel()))
 )
@@ -1247,21 +1237,28 @@ class CostMeter:
         self.total = 0.0
 
     def __call__(self, event: dict[str, Any]) -> None:
-        self.total += self.pricing.cost(event["prompt_tokens"], event["completion_tokens"])
+        self.total += self.pricing.cost(
+            event["prompt_tokens"], event["completion_tokens"]
+        )
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 bus = EventBus()
 meter = CostMeter(ModelPricing.for_model("large"))
 log_lines: list[str] = []
 bus.subscribe("llm_call", meter)
-bus.subscribe("llm_call", lambda event: log_lines.append(f"llm_call {event['request_id']}"))
+bus.subscribe(
+    "llm_call", lambda event: log_lines.append(f"llm_call {event['request_id']}")
+)
 
 for request_id, tokens_in, tokens_out in [("r1", 1_200, 300), ("r2", 4_000, 900)]:
     # ... the pipeline calls the model here, then announces it:
-    bus.emit("llm_call", request_id=request_id, prompt_tokens=tokens_in,
-             completion_tokens=tokens_out)
+    bus.emit(
+        "llm_call",
+        request_id=request_id,
+        prompt_tokens=tokens_in,
+        completion_tokens=tokens_out,
+    )
 
 print(f"${meter.total:.4f}", log_lines)
 
@@ -1277,16 +1274,20 @@ print(f"${meter.total:.4f}", log_lines)
 # staging, a large one in production. A factory turns the configuration into an object,
 # so no other code needs an `if provider == ...` ladder.
 
-# %%
-# NBVAL_CHECK_OUTPUT
-MODEL_KINDS: dict[str, type[ChatModel]] = {"canned": CannedModel, "last_line": LastLineModel}
+# %% tags=["nbval-check-output"]
+MODEL_KINDS: dict[str, type[ChatModel]] = {
+    "canned": CannedModel,
+    "last_line": LastLineModel,
+}
 
 
 def model_from_config(config: dict[str, Any]) -> ChatModel:
     options = dict(config)
     kind = options.pop("kind")
     if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
+        raise ValueError(
+            f"unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}"
+        )
     return MODEL_KINDS[kind](**options)
 
 
@@ -1319,8 +1320,7 @@ class AppSettings:
         self.model = model
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 production = AppSettings(model="large")
 elsewhere = AppSettings()  # some other module, wanting "the settings"
 print(production is elsewhere, production.model)
@@ -1343,8 +1343,7 @@ print(production is elsewhere, production.model)
 #   letting it reach for a global. FastAPI's `Depends` is this idea with a framework
 #   around it.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 @dataclass(frozen=True)
 class ServiceSettings:
     max_words: int = 50
@@ -1357,7 +1356,9 @@ class AnswerService:
 
 production_service = AnswerService(LastLineModel(), ServiceSettings(max_words=80))
 test_service = AnswerService(CannedModel("stub summary"), ServiceSettings(max_words=10))
-print(test_service.summarizer.summarize(ticket), production_service.summarizer.max_words)
+print(
+    test_service.summarizer.summarize(ticket), production_service.summarizer.max_words
+)
 
 # %% [markdown]
 # Everything `AnswerService` depends on is visible in its signature, and a test swaps
@@ -1403,12 +1404,13 @@ class SystemPromptBuilder:
                                                  enumerate(self._context, start=1)))
         prompt = "\n".join(parts)
         if (words := len(prompt.split())) > self._max_words:
-            raise ValueError(f"system prompt is {words} words, over the {self._max_words} budget")
+            raise ValueError(
+                f"system prompt is {words} words, over the {self._max_words} budget"
+            )
         return prompt
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 support_prompt = (
     SystemPromptBuilder("a support assistant for an online shop")
     .rule("Answer only from the context.")

@@ -70,8 +70,7 @@ first_answer(tool_call)
 # running anything. The course's helper `typecheck_source` runs `mypy --strict` on a
 # snippet and returns what it says:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from course.typecheck import typecheck_source
 
 snippet = '''
@@ -128,8 +127,7 @@ print("\n".join(typecheck_source(snippet)))
 # `reveal_type(expr)` asks mypy what type it infers for an expression; it is the
 # quickest way to see what the checker sees:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print("\n".join(typecheck_source('''
 scores = {"gpt-4o-mini": 0.81, "claude-haiku-4-5": 0.84}
 best = max(scores, key=scores.__getitem__)
@@ -154,7 +152,8 @@ def mean_latency(latencies_ms: list[float]) -> float:
 
 prices_per_million: dict[str, float] = {"gpt-4o-mini": 0.15, "claude-haiku-4-5": 1.0}
 stop_sequences: tuple[str, ...] = ("\n\nHuman:", "</answer>")  # any length, all str
-model_and_limit: tuple[str, int] = ("gpt-4o-mini", 128_000)  # exactly two, in this order
+# exactly two, in this order
+model_and_limit: tuple[str, int] = ("gpt-4o-mini", 128_000)
 
 count_tokens("How long is a piece of string?"), mean_latency([120.0, 340.5, 95.5])
 
@@ -194,7 +193,10 @@ budget_for("gpt-4o-mini"), budget_for("some-new-model")
 from typing import Dict, List, Optional, Union  # noqa: UP035
 
 
-def legacy_lookup(names: List[str], table: Dict[str, int]) -> Optional[Union[int, str]]:  # noqa: UP006, UP007, UP045
+def legacy_lookup(
+    names: List[str],  # noqa: UP006
+    table: Dict[str, int],  # noqa: UP006
+) -> Optional[Union[int, str]]:  # noqa: UP007, UP045
     return table.get(names[0])
 
 
@@ -231,7 +233,9 @@ Tokenizer: TypeAlias = Callable[[str], list[str]]
 
 def chunk(text: str, max_tokens: int, tokenize: Tokenizer = str.split) -> list[str]:
     tokens = tokenize(text)
-    return [" ".join(tokens[i : i + max_tokens]) for i in range(0, len(tokens), max_tokens)]
+    return [
+        " ".join(tokens[i : i + max_tokens]) for i in range(0, len(tokens), max_tokens)
+    ]
 
 
 chunk("one two three four five six seven", 3)
@@ -309,8 +313,7 @@ message("user", "Hi"), TypeAdapter(Temperature).validate_python(0.7)
 # %% tags=["raises-exception"]
 TypeAdapter(Temperature).validate_python(3.5)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print("\n".join(typecheck_source('''
 from typing import Final, Literal
 Role = Literal["system", "user", "assistant"]
@@ -361,8 +364,7 @@ answer_all(EchoModel(), ["hi", "bye"])
 # `@runtime_checkable` also lets `isinstance` test the shape. It only checks that the
 # methods **exist**, not their signatures, so treat it as a quick sanity check:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 isinstance(EchoModel(), ChatModel), isinstance(EmbeddingModel(), ChatModel)
 
 # %% [markdown]
@@ -398,7 +400,9 @@ def tokens_used(completion: Completion) -> int:
 
 
 reply: Completion = {
-    "model": "gpt-4o-mini", "text": "Hi!", "usage": {"prompt_tokens": 5, "completion_tokens": 2}
+    "model": "gpt-4o-mini",
+    "text": "Hi!",
+    "usage": {"prompt_tokens": 5, "completion_tokens": 2},
 }
 tokens_used(reply), tokens_used({"model": "gpt-4o-mini", "text": None})
 
@@ -409,7 +413,9 @@ tokens_used(reply), tokens_used({"model": "gpt-4o-mini", "text": None})
 # in `typing` works.)
 
 # %% tags=["raises-exception"]
-TypeAdapter(Completion).validate_python({"model": "gpt-4o-mini", "usage": {"prompt_tokens": "five"}})
+TypeAdapter(Completion).validate_python(
+    {"model": "gpt-4o-mini", "usage": {"prompt_tokens": "five"}}
+)
 
 # %% [markdown]
 # ### Narrowing with `isinstance`
@@ -424,7 +430,10 @@ def to_messages(prompt: str | list[ChatMessage]) -> list[ChatMessage]:
     return prompt  # here prompt: list[ChatMessage]
 
 
-to_messages("Hello"), len(to_messages([message("system", "Be brief."), message("user", "Hi")]))
+(
+    to_messages("Hello"),
+    len(to_messages([message("system", "Be brief."), message("user", "Hi")])),
+)
 
 # %% [markdown]
 # `is None`, `==` against a `Literal`, `in` on a `Literal` and `callable()` narrow too.
@@ -452,8 +461,13 @@ def text_of(blocks: list[dict[str, object]]) -> str:
     return "".join(b["text"] for b in blocks if is_text_block(b))
 
 
-text_of([{"type": "text", "text": "The answer "}, {"type": "tool_use", "name": "search"},
-         {"type": "text", "text": "is 42."}])
+text_of(
+    [
+        {"type": "text", "text": "The answer "},
+        {"type": "tool_use", "name": "search"},
+        {"type": "text", "text": "is 42."},
+    ]
+)
 
 # %% [markdown]
 # The function body is trusted: mypy does not check that it really tests what it claims,
@@ -481,8 +495,7 @@ def embed(text: str | list[str]) -> Embedding | list[Embedding]:
 
 embed("a b"), embed(["a", "b c"])
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print("\n".join(typecheck_source('''
 from typing import overload
 @overload
@@ -531,8 +544,7 @@ def build_prompt(question: str, context: list[str]) -> str:
 
 print(build_prompt("Who wrote it?", ["The book was written by A. Author."]))
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print("\n".join(typecheck_source('''
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar

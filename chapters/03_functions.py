@@ -32,8 +32,7 @@
 # nothing: it returns a generator object. Each `next()` runs the body up to the next
 # `yield`, hands out that value and pauses there, keeping its local variables.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def stream_tokens(answer: str):
     print("(generator started)")
     for word in answer.split():
@@ -50,8 +49,7 @@ print(repr(next(tokens)))
 # Nothing printed "(generator started)" until the first `next()`. A `for` loop calls
 # `next()` for you and stops when the generator is exhausted:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for token in tokens:  # carries on where the two next() calls stopped
     print(repr(token))
 
@@ -59,9 +57,12 @@ for token in tokens:  # carries on where the two next() calls stopped
 # A **generator expression** is the one-line form: like a list comprehension in round
 # brackets, but lazy. Feed it straight to a function that consumes an iterable:
 
-# %%
-# NBVAL_CHECK_OUTPUT
-documents = ["RAG joins retrieval and generation.", "Embeddings map text to vectors.", ""]
+# %% tags=["nbval-check-output"]
+documents = [
+    "RAG joins retrieval and generation.",
+    "Embeddings map text to vectors.",
+    "",
+]
 total_words = sum(len(doc.split()) for doc in documents)
 longest = max((doc for doc in documents if doc), key=len)
 total_words, longest
@@ -74,8 +75,7 @@ total_words, longest
 # there are none left. Generators implement both for you. Writing the protocol by hand
 # is still useful when the iteration has state of its own, such as a paginated API:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from collections.abc import Iterator
 
 
@@ -142,7 +142,10 @@ from pathlib import Path
 data_file = Path(tempfile.mkdtemp()) / "train.jsonl"
 with data_file.open("w", encoding="utf-8") as f:
     for i in range(100_000):
-        f.write(json.dumps({"prompt": f"Question {i}?", "completion": f"Answer {i}."}) + "\n")
+        f.write(
+            json.dumps({"prompt": f"Question {i}?", "completion": f"Answer {i}."})
+            + "\n"
+        )
 f"{data_file.stat().st_size / 1e6:.0f} MB"
 
 
@@ -162,7 +165,9 @@ def peak_mb(consume: Callable[[], object]) -> float:
     return peak / 1e6
 
 
-as_list = peak_mb(lambda: len([json.loads(line) for line in data_file.open(encoding="utf-8")]))
+as_list = peak_mb(
+    lambda: len([json.loads(line) for line in data_file.open(encoding="utf-8")])
+)
 streamed = peak_mb(lambda: sum(1 for _ in read_examples(data_file)))
 print(f"list: {as_list:.1f} MB peak, generator: {streamed:.2f} MB peak")
 
@@ -176,8 +181,7 @@ print(f"list: {as_list:.1f} MB peak, generator: {streamed:.2f} MB peak")
 # `yield from iterable` yields every item of another iterable (or generator) in turn.
 # It flattens nested sources without a loop, for example the chunks of many documents:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def chunks(text: str, size: int) -> Iterator[str]:
     words = text.split()
     for start in range(0, len(words), size):
@@ -201,8 +205,7 @@ list(corpus_chunks(["a b c d e", "f g h"], size=2))
 # `gen.send(x)` resumes it with `value = x`. Here is a token budget that receives the
 # tokens each call used and replies with what is left:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from collections.abc import Generator
 
 
@@ -236,8 +239,7 @@ print(budget.send(450))
 # and carry on), and `close()` raises `GeneratorExit` there so that `finally` blocks
 # run. A generator that is garbage-collected is closed the same way.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(budget.throw(BudgetExceeded()))
 budget.close()
 
@@ -254,8 +256,7 @@ budget.close()
 # the stages run: each item travels through the whole pipeline before the next one is
 # read.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from collections.abc import Iterable
 
 
@@ -289,8 +290,7 @@ for text in dedupe(clean(read(raw))):
 # `batched`, since the details (the last, short batch; failing early on a bad size) are
 # where bugs hide.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from itertools import islice
 
 list(islice(dedupe(clean(raw)), 1))
@@ -304,14 +304,16 @@ list(islice(dedupe(clean(raw)), 1))
 # and keeps them alive after the outer function returns. That pair (function plus the
 # variables it captured) is a **closure**. A prompt template is a natural one:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from collections.abc import Callable
 
 
 def make_prompt(system: str) -> Callable[[str], list[dict[str, str]]]:
     def prompt(question: str) -> list[dict[str, str]]:
-        return [{"role": "system", "content": system}, {"role": "user", "content": question}]
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": question},
+        ]
 
     return prompt
 
@@ -326,8 +328,7 @@ print(support_prompt.__closure__[0].cell_contents)
 # `@decorator` above `def f` means `f = decorator(f)`. The decorator usually returns a
 # closure, the **wrapper**, that does something around the call to the original:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def log_calls(func):
     def wrapper(*args, **kwargs):
         print(f"-> {func.__name__}{args}")
@@ -355,8 +356,7 @@ count_tokens("how many tokens is this")
 # request parsing from the signature), pytest fixtures, and metrics labelled by function
 # name.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import inspect
 
 print(count_tokens.__name__, count_tokens.__doc__, inspect.signature(count_tokens))
@@ -366,8 +366,7 @@ print(count_tokens.__name__, count_tokens.__doc__, inspect.signature(count_token
 # the annotations onto the wrapper, and sets `wrapper.__wrapped__ = func`, which
 # `inspect.signature` follows to report the original signature:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import functools
 
 
@@ -386,7 +385,13 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
-print(count_tokens.__name__, "|", count_tokens.__doc__, "|", inspect.signature(count_tokens))
+print(
+    count_tokens.__name__,
+    "|",
+    count_tokens.__doc__,
+    "|",
+    inspect.signature(count_tokens),
+)
 
 # %% [markdown]
 # Before `wraps` existed people copied the attributes by hand
@@ -401,8 +406,7 @@ print(count_tokens.__name__, "|", count_tokens.__doc__, "|", inspect.signature(c
 # levels of functions. `@retry(3)` first calls `retry(3)`, and that result decorates
 # the function.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -513,8 +517,7 @@ print(inspect.iscoroutinefunction(fetch_completion))
 # variables hidden in a closure. `__call__` makes instances callable, and
 # `functools.update_wrapper` is what `wraps` calls underneath:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class CountTokens:
     """Decorator: count the prompt and reply tokens of every call."""
 
@@ -552,8 +555,7 @@ summarise.__name__, summarise.prompt_tokens, summarise.reply_tokens
 # top one wraps the result. At call time the outermost runs first. So `@timed` above
 # `@retry` times all attempts together; below it, each attempt separately:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def tag(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorator(func: Callable[P, R]) -> Callable[P, R]:
         print(f"applying {name}")
@@ -586,8 +588,7 @@ complete("hi")
 # `functools.cache` is the unbounded version. For an embedding model, which returns the
 # same vector for the same text, it turns repeats into dictionary lookups:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 calls = 0
 
 
@@ -620,8 +621,7 @@ calls, embed.cache_info()
 # it calls `cm.__exit__(exc_type, exc, traceback)`, with three `None`s if nothing was
 # raised. A model-server session that must always be closed:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from types import TracebackType
 
 
@@ -668,10 +668,10 @@ except ValueError as exc:
 # exception that the block's caller genuinely does not need to hear about. A cache
 # lookup that treats a corrupt entry as a miss:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class CacheMiss:
-    """Suppress KeyError and json errors from a cache read; let everything else through."""
+    """Suppress KeyError and json errors from a cache read; let everything else through.
+    """
 
     def __enter__(self) -> None:
         return None
@@ -682,7 +682,9 @@ class CacheMiss:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        return exc_type is not None and issubclass(exc_type, KeyError | json.JSONDecodeError)
+        return exc_type is not None and issubclass(
+            exc_type, KeyError | json.JSONDecodeError
+        )
 
 
 cache = {"q1": '{"answer": "42"}', "q2": "{broken"}
@@ -705,8 +707,7 @@ for key in ["q1", "q2", "q3"]:
 # `try`/`finally` is not optional: an exception in the block is raised *at the `yield`*,
 # and without `finally` the cleanup is skipped.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from contextlib import contextmanager
 
 
@@ -740,14 +741,16 @@ print("after:", settings["model"])
 # them one by one at run time and exits all that were entered, in reverse order, even if
 # entering a later one fails. Writing one output file per evaluation split:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from contextlib import ExitStack
 
 out_dir = Path(tempfile.mkdtemp())
 splits = ["train", "validation", "test"]
 with ExitStack() as stack:
-    files = {name: stack.enter_context((out_dir / f"{name}.jsonl").open("w")) for name in splits}
+    files = {
+        name: stack.enter_context((out_dir / f"{name}.jsonl").open("w"))
+        for name in splits
+    }
     stack.callback(print, "all split files closed")
     for i in range(10):
         files[splits[i % 3]].write(json.dumps({"id": i}) + "\n")
@@ -772,8 +775,7 @@ with gpt4_mini:
 with gpt4_mini:  # the generator already ran to its end: Python fails, unhelpfully
     pass
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import threading
 
 lock = threading.RLock()

@@ -63,12 +63,18 @@ from course.llm_server import LLMServer
 server = LLMServer()
 server.start()
 client = httpx.AsyncClient(
-    base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"}, timeout=5.0
+    base_url=server.base_url,
+    headers={"Authorization": f"Bearer {server.api_key}"},
+    timeout=5.0,
 )
 
 
-async def ask(prompt: str, scenario: str = "latency:50ms", request_id: str | None = None) -> str:
-    headers = {"X-Mock-Scenario": scenario} | ({"X-Request-ID": request_id} if request_id else {})
+async def ask(
+    prompt: str, scenario: str = "latency:50ms", request_id: str | None = None
+) -> str:
+    headers = {"X-Mock-Scenario": scenario} | (
+        {"X-Request-ID": request_id} if request_id else {}
+    )
     body = {"model": "mock-gpt", "messages": [{"role": "user", "content": prompt}]}
     response = await client.post("/v1/chat/completions", json=body, headers=headers)
     response.raise_for_status()
@@ -168,13 +174,19 @@ with timed("8 embeddings, asyncio.gather"):
     vectors = await asyncio.gather(*(embed_async(text) for text in texts))
 
 with timed("8 embeddings, 8 threads"):
-    vectors = await asyncio.gather(*(asyncio.to_thread(embed_locally, text) for text in texts))
+    vectors = await asyncio.gather(
+        *(asyncio.to_thread(embed_locally, text) for text in texts)
+    )
 
 loop = asyncio.get_running_loop()
 with ProcessPoolExecutor(max_workers=2) as pool:
-    await asyncio.gather(*(loop.run_in_executor(pool, embed_locally, "warm-up") for _ in range(2)))
+    await asyncio.gather(
+        *(loop.run_in_executor(pool, embed_locally, "warm-up") for _ in range(2))
+    )
     with timed("8 embeddings, 2 processes"):
-        vectors = await asyncio.gather(*(loop.run_in_executor(pool, embed_locally, text) for text in texts))
+        vectors = await asyncio.gather(
+            *(loop.run_in_executor(pool, embed_locally, text) for text in texts)
+        )
 
 # %% [markdown]
 # `gather` changes nothing: `embed_async` never awaits anything, so each coroutine runs
@@ -199,8 +211,7 @@ with ProcessPoolExecutor(max_workers=2) as pool:
 # returns a **coroutine object**, a paused computation. Nothing is sent until something
 # awaits it:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 server.clear_log()
 pending = ask("What is our refund policy?")
 print(type(pending).__name__, "| requests the server has seen:", len(server.log))
@@ -214,6 +225,34 @@ print(type(answer).__name__, "| requests the server has seen:", len(server.log))
 # yet, say a response that has not arrived. The task is suspended there, and the loop
 # runs the next ready task. When the socket has data, the loop marks the waiting task
 # ready again, and resumes it exactly where it stopped.
+#
+# ```{graphviz}
+# ---
+# alt: >-
+#   The event loop takes a task from the ready queue and runs it until it awaits
+#   something that is not ready; the task is then suspended until its socket has data or
+#   its timer fires, when it goes back to the ready queue; a task that returns is
+#   finished.
+# caption: >-
+#   One event loop, many tasks: a task runs until an `await` that must wait.
+# ---
+# digraph event_loop {
+#   rankdir=LR; nodesep=0.5; ranksep=0.6; fontname="sans-serif";
+#   node [shape=box, style="rounded,filled", fillcolor="#dbe9f6", color="#1f4e79",
+#         fontcolor="#10263d", fontname="sans-serif", fontsize=11, margin="0.15,0.08"];
+#   edge [color="#44546a", fontcolor="#33414f", fontname="sans-serif", fontsize=10];
+#   ready [label="ready queue\ntask A, task B, ..."];
+#   run [label="the event loop runs\none task at a time", fillcolor="#fde9b5",
+#        color="#8a6100"];
+#   waiting [label="suspended tasks\nA: awaits the server's answer\nB: awaits asyncio.sleep(0.5)"];
+#   done [label="finished task\n(its result is stored)", fillcolor="#e4f1e1",
+#         color="#2e6b30"];
+#   ready -> run [label="take the next\nready task"];
+#   run -> waiting [label="await on something\nnot ready yet"];
+#   waiting -> ready [label="the socket has data or\nthe timer fired: resume\nexactly where it stopped"];
+#   run -> done [label="return"];
+# }
+# ```
 #
 # So **`await x` means: suspend this coroutine until `x` is done, and let the loop run
 # other work meanwhile.** Two consequences:
@@ -256,8 +295,7 @@ with timed("run as two tasks"):
 # creates a loop, runs `main()` to the end, cancels any tasks still running, closes the
 # loop and returns `main()`'s result. Call it once, at the program's entry point:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import subprocess
 import sys
 
@@ -275,7 +313,11 @@ async def main() -> None:
 if __name__ == "__main__":
     asyncio.run(main())
 """
-print(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True).stdout)
+print(
+    subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True
+    ).stdout
+)
 
 # %% [markdown]
 # Jupyter is different: the kernel already runs an event loop, and IPython runs a cell
@@ -284,8 +326,7 @@ print(subprocess.run([sys.executable, "-c", script], capture_output=True, text=T
 # why `asyncio.run` fails in a notebook: it refuses to start a second loop inside a
 # running one.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async def main() -> str:
     return await ask("Hello")
 
@@ -310,8 +351,7 @@ except RuntimeError as exc:
 # `loop.time()`. Inside a coroutine, get it with `asyncio.get_running_loop()`. You will
 # still meet the older spelling in code and answers on the web:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async def legacy() -> bool:
     loop = asyncio.get_event_loop()  # legacy: use asyncio.get_running_loop()
     return loop is asyncio.get_running_loop()
@@ -348,29 +388,37 @@ print("in a thread with no loop:", await asyncio.to_thread(outside_any_loop))
 # `asyncio.gather(*awaitables)` wraps each coroutine in a task, waits for all of them and
 # returns the results **in the order you passed them**, whatever order they finished in:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async def labelled(label: str, ms: int) -> str:
     await ask(label, f"latency:{ms}ms")
     return label
 
 
-print(await asyncio.gather(labelled("slow", 80), labelled("fast", 10), labelled("medium", 40)))
+print(
+    await asyncio.gather(
+        labelled("slow", 80), labelled("fast", 10), labelled("medium", 40)
+    )
+)
 
 # %% [markdown]
 # When one of them fails, `gather` raises that first exception to you, and **does not
 # cancel the others**: they keep running, and their results are thrown away. Three
 # requests, the second of which fails at once:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 batch = {"q1": "latency:60ms", "q2": "error:503", "q3": "latency:90ms"}
 server.clear_log()
 try:
     await asyncio.gather(*(ask(q, scenario) for q, scenario in batch.items()))
 except httpx.HTTPStatusError as exc:
-    print("gather raised", exc.response.status_code, "| answers sent so far:", len(server.log))
-await asyncio.to_thread(server.wait_for_log, 3)  # wait, without blocking the loop, for all three
+    print(
+        "gather raised",
+        exc.response.status_code,
+        "| answers sent so far:",
+        len(server.log),
+    )
+# wait, without blocking the loop, for all three
+await asyncio.to_thread(server.wait_for_log, 3)
 print("later, answers sent:", len(server.log))
 
 # %% [markdown]
@@ -378,11 +426,17 @@ print("later, answers sent:", len(server.log))
 # **`return_exceptions=True`** and every awaitable gets a slot in the result list, either
 # its value or its exception, so you keep the successes and decide about each failure:
 
-# %%
-# NBVAL_CHECK_OUTPUT
-outcomes = await asyncio.gather(*(ask(q, scenario) for q, scenario in batch.items()), return_exceptions=True)
+# %% tags=["nbval-check-output"]
+outcomes = await asyncio.gather(
+    *(ask(q, scenario) for q, scenario in batch.items()), return_exceptions=True
+)
 for q, outcome in zip(batch, outcomes, strict=True):
-    print(q, f"failed: {type(outcome).__name__}" if isinstance(outcome, Exception) else "answered")
+    print(
+        q,
+        f"failed: {type(outcome).__name__}"
+        if isinstance(outcome, Exception)
+        else "answered",
+    )
 
 # %% [markdown]
 # ### `wait(FIRST_COMPLETED)`: react to the first one
@@ -393,15 +447,20 @@ for q, outcome in zip(batch, outcomes, strict=True):
 # yours to handle. The typical use: ask several providers (or the same one twice) and
 # take the first answer. It takes tasks, not bare coroutines.
 
-# %%
-# NBVAL_CHECK_OUTPUT
-tasks = {asyncio.create_task(labelled(f"provider-{ms}ms", ms), name=f"{ms}ms") for ms in (90, 20, 60)}
+# %% tags=["nbval-check-output"]
+tasks = {
+    asyncio.create_task(labelled(f"provider-{ms}ms", ms), name=f"{ms}ms")
+    for ms in (90, 20, 60)
+}
 done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
 print("first answer from:", [task.result() for task in done])
 for task in pending:
     task.cancel()
-await asyncio.gather(*pending, return_exceptions=True)  # wait until the cancellations are done
-print("losers cancelled:", sorted(task.get_name() for task in pending if task.cancelled()))
+# wait until the cancellations are done
+await asyncio.gather(*pending, return_exceptions=True)
+print(
+    "losers cancelled:", sorted(task.get_name() for task in pending if task.cancelled())
+)
 
 # %% [markdown]
 # `wait` also takes `timeout=` (it returns what finished by then, cancelling nothing)
@@ -415,8 +474,7 @@ print("losers cancelled:", sorted(task.get_name() for task in pending if task.ca
 # coroutine return something that identifies it. (From Python 3.13, `async for` over
 # `as_completed` yields the original tasks.)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 evals = [labelled("case-1", 90), labelled("case-2", 10), labelled("case-3", 50)]
 for finished, next_result in enumerate(asyncio.as_completed(evals), start=1):
     print(f"{finished}/3 done: {await next_result}")
@@ -438,8 +496,7 @@ for finished, next_result in enumerate(asyncio.as_completed(evals), start=1):
 # required argument; one is JSON cut short. The two broken calls fail at once, before
 # they send anything; the good one is already waiting for its answer:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import json
 
 
@@ -465,7 +522,13 @@ except* KeyError as errors:
     print("missing arguments:", [str(e) for e in errors.exceptions])
 except* ValueError as errors:
     print("broken JSON:", [type(e).__name__ for e in errors.exceptions])
-print("states:", ["cancelled" if t.cancelled() else type(t.exception()).__name__ for t in tool_tasks])
+print(
+    "states:",
+    [
+        "cancelled" if t.cancelled() else type(t.exception()).__name__
+        for t in tool_tasks
+    ],
+)
 
 # %% [markdown]
 # The group cancelled the search still in flight (an answer nobody could use), waited for
@@ -503,7 +566,10 @@ for limit in (16, 4):
     server.clear_log()
     with timed(f"16 requests, Semaphore({limit})"):
         await asyncio.gather(*(ask_limited(semaphore, f"q{i}") for i in range(16)))
-    print("   most in flight on the server:", max(record.in_flight for record in server.log))
+    print(
+        "   most in flight on the server:",
+        max(record.in_flight for record in server.log),
+    )
 
 # %% [markdown]
 # With sixteen permits (no real limit) nearly all the requests were in flight at once.
@@ -554,8 +620,7 @@ except TimeoutError:
 # release a connection, return a permit, or record that an evaluation was abandoned.
 # Timeouts and `TaskGroup` cancel work in exactly this way.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async def eval_job(name: str) -> str:
     print(f"{name}: started")
     try:
@@ -595,7 +660,10 @@ async def swallows_cancellation() -> str:
 start = time.perf_counter()
 async with asyncio.timeout(0.05):
     result = await swallows_cancellation()
-print(f"{result!r} after {time.perf_counter() - start:.2f}s, no TimeoutError from a 0.05 s timeout")
+print(
+    f"{result!r} after {time.perf_counter() - start:.2f}s, no TimeoutError from a "
+    "0.05 s timeout"
+)
 
 # %% [markdown]
 # The timeout fired, but the coroutine caught the cancellation and returned as if it
@@ -616,8 +684,7 @@ print(f"{result!r} after {time.perf_counter() - start:.2f}s, no TimeoutError fro
 # reference to it (see the pitfalls below). Here the request is cancelled while its
 # usage record is being written:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 saved: list[str] = []
 background: set[asyncio.Task] = set()
 
@@ -647,7 +714,8 @@ try:
     await request
 except asyncio.CancelledError:
     print("request cancelled; usage saved so far:", saved)
-await asyncio.gather(*background)  # what a graceful shutdown does: let background work finish
+# what a graceful shutdown does: let background work finish
+await asyncio.gather(*background)
 print("after the background work finished:", saved)
 
 # %% [markdown]
@@ -664,19 +732,23 @@ print("after the background work finished:", saved)
 # the class form, a session that checks the server is up before handing out the client
 # and always closes it:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class ProviderSession:
     def __init__(self, base_url: str, api_key: str) -> None:
-        self.client = httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"})
+        self.client = httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}
+        )
 
     async def __aenter__(self) -> httpx.AsyncClient:
-        (await self.client.get("/health")).raise_for_status()  # fail early, before any real work
+        # fail early, before any real work
+        (await self.client.get("/health")).raise_for_status()
         return self.client
 
     async def __aexit__(self, exc_type, exc, traceback) -> bool:
         await self.client.aclose()
-        print("session closed; the block raised:", exc_type.__name__ if exc_type else None)
+        print(
+            "session closed; the block raised:", exc_type.__name__ if exc_type else None
+        )
         return False  # do not swallow the exception
 
 
@@ -695,10 +767,14 @@ async with ProviderSession(server.base_url, server.api_key) as session:
 from collections.abc import AsyncIterator
 
 
-async def answers(prompts: list[str], batch_size: int = 4) -> AsyncIterator[tuple[str, str]]:
+async def answers(
+    prompts: list[str], batch_size: int = 4
+) -> AsyncIterator[tuple[str, str]]:
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]
-        replies = await asyncio.gather(*(ask(prompt, "latency:20ms") for prompt in batch))
+        replies = await asyncio.gather(
+            *(ask(prompt, "latency:20ms") for prompt in batch)
+        )
         for prompt, reply in zip(batch, replies, strict=True):
             yield prompt, reply
 
@@ -712,8 +788,7 @@ async for prompt, reply in answers(prompts[:6]):
 # `StopAsyncIteration`. An async generator implements it for you; `anext()` calls it by
 # hand, and an async comprehension collects the values:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 stream = answers(prompts[:2], batch_size=1)
 print(stream.__aiter__() is stream, "| first:", (await anext(stream))[0])
 print("the rest:", [prompt async for prompt, _ in stream])
@@ -762,8 +837,11 @@ for maxsize in (0, 3):  # 0 means unbounded
     for task in workers:
         task.cancel()
     await asyncio.gather(*workers, return_exceptions=True)
-    print(f"maxsize={maxsize}: producer done after {produced_in:.2f}s of {time.perf_counter() - start:.2f}s;"
-          f" queue peaked at {peak[0]} items; {len(results)} answers")
+    print(
+        f"maxsize={maxsize}: producer done after {produced_in:.2f}s of "
+        f"{time.perf_counter() - start:.2f}s;"
+        f" queue peaked at {peak[0]} items; {len(results)} answers"
+    )
 
 # %% [markdown]
 # Unbounded, the producer finished at once and all 12 prompts sat in memory. Bounded,
@@ -818,12 +896,15 @@ with timed("5 calls, a new client each"):
 # A request that finds every connection busy waits for one. With `max_connections=2`,
 # eight concurrent calls reach the server two at a time:
 
-# %%
-# NBVAL_CHECK_OUTPUT
-narrow = httpx.AsyncClient(base_url=server.base_url, limits=httpx.Limits(max_connections=2))
+# %% tags=["nbval-check-output"]
+narrow = httpx.AsyncClient(
+    base_url=server.base_url, limits=httpx.Limits(max_connections=2)
+)
 server.clear_log()
 quick = headers | {"X-Mock-Scenario": "latency:30ms"}
-await asyncio.gather(*(narrow.post("/v1/chat/completions", json=body, headers=quick) for _ in range(8)))
+await asyncio.gather(
+    *(narrow.post("/v1/chat/completions", json=body, headers=quick) for _ in range(8))
+)
 print("most in flight on the server:", max(record.in_flight for record in server.log))
 await narrow.aclose()
 
@@ -846,16 +927,20 @@ await narrow.aclose()
 # The pool timeout, made to fire: a client with one connection and a 50 ms pool timeout,
 # and two concurrent calls that each take 150 ms. The second never gets a connection:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 tight = httpx.AsyncClient(
-    base_url=server.base_url, limits=httpx.Limits(max_connections=1), timeout=httpx.Timeout(5.0, pool=0.05)
+    base_url=server.base_url,
+    limits=httpx.Limits(max_connections=1),
+    timeout=httpx.Timeout(5.0, pool=0.05),
 )
 slow = headers | {"X-Mock-Scenario": "latency:150ms"}
 outcomes = await asyncio.gather(
-    *(tight.post("/v1/chat/completions", json=body, headers=slow) for _ in range(2)), return_exceptions=True
+    *(tight.post("/v1/chat/completions", json=body, headers=slow) for _ in range(2)),
+    return_exceptions=True,
 )
-print([type(o).__name__ if isinstance(o, Exception) else o.status_code for o in outcomes])
+print(
+    [type(o).__name__ if isinstance(o, Exception) else o.status_code for o in outcomes]
+)
 await tight.aclose()
 
 # %% [markdown]
@@ -923,7 +1008,9 @@ sync_client = httpx.Client(base_url=server.base_url, headers=headers)
 
 
 def sync_call() -> None:  # a synchronous SDK call
-    sync_client.post("/v1/chat/completions", json=body, headers={"X-Mock-Scenario": "latency:80ms"})
+    sync_client.post(
+        "/v1/chat/completions", json=body, headers={"X-Mock-Scenario": "latency:80ms"}
+    )
 
 
 async def awaits_sleep() -> None:
@@ -942,8 +1029,16 @@ async def sync_http_in_thread() -> None:
     await asyncio.to_thread(sync_call)
 
 
-for work in (awaits_sleep, blocks_with_sleep, blocks_with_sync_http, sync_http_in_thread):
-    print(f"{work.__name__:22} longest heartbeat gap: {await longest_gap(work) * 1000:4.0f} ms")
+for work in (
+    awaits_sleep,
+    blocks_with_sleep,
+    blocks_with_sync_http,
+    sync_http_in_thread,
+):
+    print(
+        f"{work.__name__:22} longest heartbeat gap: "
+        f"{await longest_gap(work) * 1000:4.0f} ms"
+    )
 
 # %% [markdown]
 # The heartbeat kept ticking through `asyncio.sleep`, and stopped dead for the whole of
@@ -1009,8 +1104,7 @@ print(f"{caught[0].category.__name__}: {caught[0].message}")
 # Both cases, checked with a weak reference and an explicit `gc.collect()`. The loop's
 # exception handler, which normally logs to stderr, prints here instead:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import weakref
 
 
@@ -1024,7 +1118,9 @@ async def waits_for_approval(approved: asyncio.Event) -> None:
 
 
 loop = asyncio.get_running_loop()
-loop.set_exception_handler(lambda loop, context: print(f"event loop reports: {context['message']}"))
+loop.set_exception_handler(
+    lambda loop, context: print(f"event loop reports: {context['message']}")
+)
 
 sleeping = weakref.ref(asyncio.create_task(sleeps_then_logs()))
 waiting = weakref.ref(asyncio.create_task(waits_for_approval(asyncio.Event())))
@@ -1047,11 +1143,13 @@ loop.set_exception_handler(None)
 # idiom is a set plus a done callback (the `background` set in the `shield` example).
 # The same task as before now survives the collector, and a failing one is reported:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def log_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
-        print(f"background task {task.get_name()} failed: {type(task.exception()).__name__}")
+        print(
+            f"background task {task.get_name()} failed: "
+            f"{type(task.exception()).__name__}"
+        )
 
 
 def spawn(coroutine, name: str) -> asyncio.Task:
@@ -1122,24 +1220,34 @@ def score(answer: str) -> float:
     return 1.0 if 3 <= len(answer.split()) <= 200 else 0.0
 
 
-async def evaluate_case(case_id: str, prompt: str, scenario: str, limit: asyncio.Semaphore) -> CaseResult:
+async def evaluate_case(
+    case_id: str, prompt: str, scenario: str, limit: asyncio.Semaphore
+) -> CaseResult:
     async with limit:
         start = time.perf_counter()
         try:
             async with asyncio.timeout(1.0):
                 answer = await ask(prompt, scenario, request_id=f"eval-{case_id}")
         except (httpx.HTTPError, TimeoutError) as exc:
-            return CaseResult(case_id, None, type(exc).__name__, time.perf_counter() - start)
+            return CaseResult(
+                case_id, None, type(exc).__name__, time.perf_counter() - start
+            )
         return CaseResult(case_id, score(answer), None, time.perf_counter() - start)
 
 
-async def evaluate(cases: list[tuple[str, str, str]], concurrency: int) -> list[CaseResult]:
+async def evaluate(
+    cases: list[tuple[str, str, str]], concurrency: int
+) -> list[CaseResult]:
     limit = asyncio.Semaphore(concurrency)
     return await asyncio.gather(*(evaluate_case(*case, limit) for case in cases))
 
 
 cases = [
-    (f"c{i:02}", f"Question {i} about the refund policy", "error:503" if i in (7, 12) else "jitter:10-30ms")
+    (
+        f"c{i:02}",
+        f"Question {i} about the refund policy",
+        "error:503" if i in (7, 12) else "jitter:10-30ms",
+    )
     for i in range(16)
 ]
 
@@ -1150,9 +1258,14 @@ for concurrency in (1, 8):
     results = await evaluate(cases, concurrency)
     elapsed = time.perf_counter() - start
     failed = [r.case_id for r in results if r.error]
-    mean = sum(r.score for r in results if r.score is not None) / sum(r.score is not None for r in results)
+    mean = sum(r.score for r in results if r.score is not None) / sum(
+        r.score is not None for r in results
+    )
     peak = max(record.in_flight for record in server.log)
-    print(f"concurrency {concurrency}: {elapsed:.2f}s, most in flight {peak}, failed {failed}, score {mean}")
+    print(
+        f"concurrency {concurrency}: {elapsed:.2f}s, most in flight {peak}, failed "
+        f"{failed}, score {mean}"
+    )
 
 # %% [markdown]
 # Same code, same results: the concurrent run finishes several times faster, and the

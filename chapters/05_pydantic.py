@@ -58,6 +58,44 @@
 #    *content* a model writes follows no schema at all.
 # 4. **User input**: anything, including hostile.
 #
+# ```{graphviz}
+# ---
+# alt: >-
+#   Four nested circles: your own code in the middle, then your dependencies, then
+#   external APIs, then user input outermost. Request bodies, provider JSON and
+#   environment variables come from outside and are validated once as they cross inward
+#   into typed objects.
+# caption: >-
+#   Circles of trust: validate where data crosses inward, once.
+# ---
+# digraph trust {
+#   rankdir=LR; compound=true; nodesep=0.35; fontname="sans-serif";
+#   node [shape=box, style="rounded,filled", fillcolor="#ffffff", color="#44546a",
+#         fontcolor="#10263d", fontname="sans-serif", fontsize=11];
+#   edge [color="#44546a", fontcolor="#33414f", fontname="sans-serif", fontsize=10];
+#   user_in [label="a request body,\na form, a prompt"];
+#   api_in [label="a provider's JSON,\nthe text a model wrote"];
+#   env_in [label="environment\nvariables, .env"];
+#   subgraph cluster_user {
+#     label="4. user input: anything, including hostile"; labeljust=l; fontsize=11;
+#     style="rounded,filled"; fillcolor="#fbe3e0"; color="#b23b2a"; fontcolor="#6b1d12";
+#     subgraph cluster_api {
+#       label="3. external APIs: usually the documented shape"; labeljust=l;
+#       style="rounded,filled"; fillcolor="#fdf0d5"; color="#a57800"; fontcolor="#6b4a00";
+#       subgraph cluster_deps {
+#         label="2. your dependencies: pinned and tested"; labeljust=l;
+#         style="rounded,filled"; fillcolor="#e4f1e1"; color="#2e6b30"; fontcolor="#1f4a22";
+#         code [label="1. your own code\ntyped objects: ChatRequest,\nSettings, LLMResponse",
+#               fillcolor="#dbe9f6", color="#1f4e79"];
+#       }
+#     }
+#   }
+#   user_in -> code [label="validate once,\non the way in"];
+#   api_in -> code [label="validate once,\non the way in"];
+#   env_in -> code [label="BaseSettings"];
+# }
+# ```
+#
 # Validate where data crosses **inward**. Once, at the edge, turn untrusted `dict`s and
 # strings into typed objects or reject them with a clear error. Inside, stop checking:
 # code that re-validates everywhere hides where the boundary is, and code that never
@@ -67,7 +105,11 @@
 # complains until a report three layers later:
 
 # %%
-raw = {"id": "chatcmpl-1", "model": "mock-gpt", "choices": [{"message": {"content": "Hi"}}]}
+raw = {
+    "id": "chatcmpl-1",
+    "model": "mock-gpt",
+    "choices": [{"message": {"content": "Hi"}}],
+}
 
 
 def tokens_used(response: dict) -> int:
@@ -110,8 +152,7 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(default=None, gt=0)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 request = ChatRequest(
     model="mock-gpt",
     messages=[{"role": "user", "content": "Name a prime."}],
@@ -151,8 +192,7 @@ ChatRequest(
 # - **`input`**: the value that failed, and **`ctx`**: the parameters of the rule, such as
 #   the limit `le=2.0`.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 try:
     ChatRequest(
         model="Mock GPT",
@@ -211,8 +251,7 @@ body = b"""{"id": "chatcmpl-7", "model": "mock-gpt", "object": "chat.completion"
               "finish_reason": "stop"}],
  "usage": {"prompt_tokens": 12, "completion_tokens": 2}}"""
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 completion = ChatCompletion.model_validate_json(body)
 print(completion.choices[0].message.content, completion.usage.completion_tokens)
 print(completion.model_dump(include={"id", "usage"}))
@@ -274,7 +313,9 @@ class CompletionRequest(BaseModel):
     @model_validator(mode="after")
     def fits_the_window(self) -> Self:
         if self.max_tokens > CONTEXT_WINDOW[self.model]:
-            raise ValueError(f"max_tokens {self.max_tokens} exceeds {self.model}'s window")
+            raise ValueError(
+                f"max_tokens {self.max_tokens} exceeds {self.model}'s window"
+            )
         return self
 
     @computed_field
@@ -283,9 +324,10 @@ class CompletionRequest(BaseModel):
         return round(self.max_tokens / 1000 * PRICE_PER_1K[self.model], 6)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
-req = CompletionRequest(model=" Mock-GPT-Mini ", prompt="Hi", max_tokens=1000, stop="\n,END")
+# %% tags=["nbval-check-output"]
+req = CompletionRequest(
+    model=" Mock-GPT-Mini ", prompt="Hi", max_tokens=1000, stop="\n,END"
+)
 print(req.model, req.stop, req.max_cost_usd)
 print(req.model_dump(exclude={"created"}))
 
@@ -311,8 +353,7 @@ CompletionRequest(model="mock-gpt-mini", prompt="Hi", max_tokens=5000)
 # (`ConfigDict(strict=True)`), one field (`Field(strict=True)`) or one call
 # (`model_validate(data, strict=True)`).
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from pydantic import ConfigDict
 
 
@@ -350,8 +391,7 @@ except ValidationError as exc:
 # work, with a `PydanticDeprecatedSince20` warning, and they will be removed in v3. One of
 # them does something worse than warn:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import warnings
 
 from pydantic import validator
@@ -372,7 +412,8 @@ with warnings.catch_warnings(record=True) as caught:
         class Config:  # v1: model_config = ConfigDict(...) in v2
             anystr_lower = True  # v1 name; v2 calls it str_to_lower
 
-    message = LegacyMessage.parse_obj({"role": "USER", "content": "Hi"})  # v1: model_validate
+    # v1: model_validate
+    message = LegacyMessage.parse_obj({"role": "USER", "content": "Hi"})
     print(message.dict())  # v1: model_dump
 
 for warning in caught:
@@ -439,8 +480,7 @@ tool_call_adapter = TypeAdapter(ToolCall)
 # `TypeAdapter` gives any type (not just a model) the `validate_python`,
 # `validate_json` and `dump_json` methods. Dispatch with `match` on the class:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def run_tool(call: GetWeather | SearchDocs | Escalate) -> str:
     match call:
         case GetWeather(city=city, unit=unit):
@@ -459,18 +499,22 @@ for raw_call in ['{"tool": "search_docs", "query": "refund policy", "top_k": 3}'
 # The payoff is in the errors. With the discriminator, a bad call reports one problem
 # in the tool it names, or says the tool does not exist:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 PlainUnion = TypeAdapter(GetWeather | SearchDocs | Escalate)
 
 for raw_call in ['{"tool": "search_docs", "query": "refunds", "top_k": 500}',
                  '{"tool": "delete_database"}']:
-    for name, adapter in (("discriminated", tool_call_adapter), ("plain union", PlainUnion)):
+    for name, adapter in (
+        ("discriminated", tool_call_adapter),
+        ("plain union", PlainUnion),
+    ):
         try:
             adapter.validate_json(raw_call)
         except ValidationError as exc:
-            print(f"{name:14} {exc.error_count()} errors, first: "
-                  f"{exc.errors()[0]['loc']} {exc.errors()[0]['type']}")
+            print(
+                f"{name:14} {exc.error_count()} errors, first: "
+                f"{exc.errors()[0]['loc']} {exc.errors()[0]['type']}"
+            )
 
 # %% [markdown]
 # A plain union tries every member and reports why each one failed: one mistake in
@@ -498,7 +542,9 @@ from course.llm_server import LLMServer
 
 server = LLMServer()
 server.start()
-client = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"})
+client = httpx.Client(
+    base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"}
+)
 
 # %%
 verdict = '{"label": "refund_request", "confidence": 0.92, "needs_human": false}'
@@ -507,15 +553,19 @@ verdict = '{"label": "refund_request", "confidence": 0.92, "needs_human": false}
 def ask(style: str) -> str:
     response = client.post(
         "/v1/chat/completions",
-        json={"model": "mock-gpt", "messages": [{"role": "user", "content": "Classify this ticket."}]},
+        json={
+            "model": "mock-gpt",
+            "messages": [{"role": "user", "content": "Classify this ticket."}],
+        },
         headers={"X-Mock-Reply": verdict, "X-Mock-Reply-Style": style},
     )
     response.raise_for_status()
-    return ChatCompletion.model_validate_json(response.content).choices[0].message.content
+    return (
+        ChatCompletion.model_validate_json(response.content).choices[0].message.content
+    )
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for style in ("plain", "fence", "prose", "prose_fence"):
     print(f"--- {style}\n{ask(style)}")
 
@@ -535,7 +585,8 @@ _decoder = json.JSONDecoder()
 
 
 def extract_json(text: str) -> str:
-    """The JSON in a model's answer: the whole text, a fenced block, or the first object."""
+    """The JSON in a model's answer: the whole text, a fenced block, or the first
+    object."""
     candidates = [text.strip(), *(m.group(1) for m in FENCE.finditer(text))]
     candidates += [text[i:] for i, ch in enumerate(text) if ch in "{["]
     for candidate in candidates:
@@ -547,8 +598,7 @@ def extract_json(text: str) -> str:
     raise ValueError(f"no JSON value in the model's answer: {text[:80]!r}")
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 class TicketLabel(BaseModel):
     label: Literal["refund_request", "bug_report", "question", "other"]
     confidence: float = Field(ge=0, le=1)
@@ -566,17 +616,21 @@ for style in ("plain", "fence", "prose", "prose_fence"):
 # Schema you can paste into the prompt, and providers' structured-output modes accept it
 # directly.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 bad = client.post(
     "/v1/chat/completions",
     json={"model": "mock-gpt", "messages": [{"role": "user", "content": "Classify."}]},
-    headers={"X-Mock-Reply": '{"label": "complaint", "confidence": 1.4}', "X-Mock-Reply-Style": "fence"},
+    headers={
+        "X-Mock-Reply": '{"label": "complaint", "confidence": 1.4}',
+        "X-Mock-Reply-Style": "fence",
+    },
 ).json()["choices"][0]["message"]["content"]
 try:
     TicketLabel.model_validate_json(extract_json(bad))
 except ValidationError as exc:
-    feedback = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    feedback = "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+    )
     print("Your JSON was invalid:", feedback)
 
 # %% [markdown]
@@ -1036,7 +1090,12 @@ class HitModel(BaseModel):
 
 
 records = [
-    {"doc_id": f"doc-{i}", "score": (i % 100) / 100, "text": "lorem ipsum " * 4, "page": i % 300 + 1}
+    {
+        "doc_id": f"doc-{i}",
+        "score": (i % 100) / 100,
+        "text": "lorem ipsum " * 4,
+        "page": i % 300 + 1,
+    }
     for i in range(20_000)
 ]
 hits_json = json.dumps(records).encode()
@@ -1049,16 +1108,28 @@ def timed(label: str, build: Callable[[], Sized], runs: int = 3) -> None:
         start = time.perf_counter()
         result = build()
         best = min(best, time.perf_counter() - start)
-    print(f"{label:38} {best * 1000:6.1f} ms  {best / len(result) * 1e6:5.2f} µs/record")
+    print(
+        f"{label:38} {best * 1000:6.1f} ms  {best / len(result) * 1e6:5.2f} µs/record"
+    )
 
 
 # %%
 timed("dataclass(**d)", lambda: [HitDC(**r) for r in records])
-timed("HitModel.model_validate(d), one by one", lambda: [HitModel.model_validate(r) for r in records])
-timed("hits_adapter.validate_python(list)", lambda: hits_adapter.validate_python(records))
+timed(
+    "HitModel.model_validate(d), one by one",
+    lambda: [HitModel.model_validate(r) for r in records],
+)
+timed(
+    "hits_adapter.validate_python(list)", lambda: hits_adapter.validate_python(records)
+)
 timed("json.loads + dataclass", lambda: [HitDC(**r) for r in json.loads(hits_json)])
-timed("hits_adapter.validate_json(bytes)", lambda: hits_adapter.validate_json(hits_json))
-timed("HitModel.model_construct(**d)", lambda: [HitModel.model_construct(**r) for r in records])
+timed(
+    "hits_adapter.validate_json(bytes)", lambda: hits_adapter.validate_json(hits_json)
+)
+timed(
+    "HitModel.model_construct(**d)",
+    lambda: [HitModel.model_construct(**r) for r in records],
+)
 
 # %% [markdown]
 # Your numbers depend on the machine; read the proportions. Typically:
@@ -1118,10 +1189,11 @@ class ServiceSettings(BaseSettings):
 # arrives as a string and is converted (lax mode is exactly right here). To keep the
 # demonstration tidy, work in a scratch folder and put the environment back afterwards.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 scratch = Path(tempfile.mkdtemp())
-(scratch / ".env").write_text("DEMO_API_KEY=sk-from-dotenv-123\nDEMO_TIMEOUT_S=12\nEDITOR=vim\n")
+(scratch / ".env").write_text(
+    "DEMO_API_KEY=sk-from-dotenv-123\nDEMO_TIMEOUT_S=12\nEDITOR=vim\n"
+)
 previous_dir = Path.cwd()
 os.chdir(scratch)
 os.environ["DEMO_RETRY__ATTEMPTS"] = "5"
@@ -1136,8 +1208,7 @@ print(repr(settings))
 # shows as `**********`: `SecretStr` masks its value in `repr`, `str` and JSON. The
 # code that needs the key asks for it explicitly:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(settings.api_key)
 print(settings.model_dump_json())
 print(settings.api_key.get_secret_value()[:8] + "...")
@@ -1155,8 +1226,7 @@ class KeyedSettings(BaseSettings):
 
 os.environ["DEMO_API_KEY"] = "sk-short-but-secret"
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 try:
     KeyedSettings()
 except ValidationError as exc:
@@ -1171,15 +1241,17 @@ except ValidationError as exc:
 # with one variable. `_env_file` (a constructor argument) overrides `env_file` for one
 # call, and when given several files, **later files win**:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 (scratch / ".env.prod").write_text("DEMO_MODEL_NAME=mock-gpt\nDEMO_TIMEOUT_S=60\n")
 (scratch / ".env.dev").write_text("DEMO_MODEL_NAME=mock-gpt-mini\n")
 del os.environ["DEMO_TIMEOUT_S"], os.environ["DEMO_API_KEY"]
 
 for profile in ("dev", "prod"):
     s = ServiceSettings(_env_file=(scratch / ".env", scratch / f".env.{profile}"))
-    print(f"{profile:5} model={s.model_name} timeout={s.timeout_s} attempts={s.retry.attempts}")
+    print(
+        f"{profile:5} model={s.model_name} timeout={s.timeout_s} "
+        f"attempts={s.retry.attempts}"
+    )
 
 # %% [markdown]
 # Nothing in the code says "if prod": the file does. Secrets follow the same path but

@@ -55,7 +55,9 @@ from course.llm_server import LLMServer
 
 server = LLMServer()
 server.start()
-http = httpx.AsyncClient(base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"})
+http = httpx.AsyncClient(
+    base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"}
+)
 
 
 async def post_chat(
@@ -63,15 +65,25 @@ async def post_chat(
 ) -> httpx.Response:
     headers = {"X-Mock-Scenario": scenario} | ({"X-Mock-Key": key} if key else {})
     body = {"model": "mock-gpt", "messages": [{"role": "user", "content": prompt}]}
-    return await http.post("/v1/chat/completions", json=body, headers=headers, timeout=timeout_s)
+    return await http.post(
+        "/v1/chat/completions", json=body, headers=headers, timeout=timeout_s
+    )
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
-for scenario in ("ok", "error:503", "rate_limited:retry_after=0.05", "error:502", "error:400"):
+# %% tags=["nbval-check-output"]
+for scenario in (
+    "ok",
+    "error:503",
+    "rate_limited:retry_after=0.05",
+    "error:502",
+    "error:400",
+):
     response = await post_chat("Hello", scenario)
     shown = "(a completion)" if response.is_success else repr(response.text[:48])
-    print(f"{scenario:30} {response.status_code} {response.headers['content-type']:25} {shown}")
+    print(
+        f"{scenario:30} {response.status_code} {response.headers['content-type']:25} "
+        f"{shown}"
+    )
 
 # %% [markdown]
 # Five answers, and no two deserve the same treatment: retry the 503 after a pause, wait
@@ -89,7 +101,9 @@ for scenario in ("ok", "error:503", "rate_limited:retry_after=0.05", "error:502"
 class LLMError(Exception):
     """Base of every error from an LLM provider."""
 
-    def __init__(self, message: str, *, provider: str = "", status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, provider: str = "", status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.status = status
@@ -126,11 +140,13 @@ class BadRequestError(NonRetryableError):
 
 
 class TokenLimitError(BadRequestError):
-    """The prompt plus max_tokens does not fit the context window: shorten, don't retry."""
+    """The prompt plus max_tokens does not fit the context window: shorten, don't retry.
+    """
 
 
 class InvalidResponseError(LLMError):
-    """A 200 whose body is unusable: broken JSON, or model output that fails validation."""
+    """A 200 whose body is unusable: broken JSON, or model output that fails validation.
+    """
 
 
 # %% [markdown]
@@ -163,13 +179,19 @@ def map_error(response: httpx.Response, provider: str = "mock") -> LLMError:
         error = response.json().get("error", {})
     except ValueError:  # not JSON: a proxy's HTML page
         error = {}
-    message = f"{provider} HTTP {status}: {error.get('message', response.reason_phrase)}"
+    message = (
+        f"{provider} HTTP {status}: {error.get('message', response.reason_phrase)}"
+    )
     code = str(error.get("code") or error.get("type") or "")
     if status == 429:
         retry_ms = response.headers.get("retry-after-ms")
         retry_s = response.headers.get("retry-after")
-        after = float(retry_ms) / 1000 if retry_ms else float(retry_s) if retry_s else None
-        return RateLimitError(message, retry_after=after, provider=provider, status=status)
+        after = (
+            float(retry_ms) / 1000 if retry_ms else float(retry_s) if retry_s else None
+        )
+        return RateLimitError(
+            message, retry_after=after, provider=provider, status=status
+        )
     if status in (401, 403):
         return AuthenticationError(message, provider=provider, status=status)
     if status == 400 and ("context_length" in code or "too long" in message.lower()):
@@ -179,9 +201,15 @@ def map_error(response: httpx.Response, provider: str = "mock") -> LLMError:
     return BadRequestError(message, provider=provider, status=status)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
-scenarios = ("error:503", "error:529", "error:502", "rate_limited:retry_after=0.05", "error:400", "error:404")
+# %% tags=["nbval-check-output"]
+scenarios = (
+    "error:503",
+    "error:529",
+    "error:502",
+    "rate_limited:retry_after=0.05",
+    "error:400",
+    "error:404",
+)
 for scenario in scenarios:
     error = map_error(await post_chat("Hello", scenario))
     kind = "retryable" if isinstance(error, RetryableError) else "non-retryable"
@@ -193,7 +221,9 @@ for scenario in scenarios:
 # **`from`** the original exception.
 
 # %%
-async def chat(prompt: str, scenario: str = "ok", key: str | None = None, timeout_s: float = 5.0) -> str:
+async def chat(
+    prompt: str, scenario: str = "ok", key: str | None = None, timeout_s: float = 5.0
+) -> str:
     try:
         response = await post_chat(prompt, scenario, key, timeout_s)
     except httpx.TimeoutException as exc:
@@ -208,18 +238,25 @@ async def chat(prompt: str, scenario: str = "ok", key: str | None = None, timeou
         raise InvalidResponseError(f"unusable body: {response.text[:60]!r}") from exc
 
 
-# %% tags=["raises-exception"]
-await chat("Hello", scenario="stall", timeout_s=0.2)
+# %%
+import traceback
+
+try:
+    await chat("Hello", scenario="stall", timeout_s=0.2)
+except ProviderTimeout as exc:
+    # limit=-1: the last frame of each exception in the chain, not httpx's internals
+    traceback.print_exception(exc, limit=-1)
 
 # %% [markdown]
 # Read the traceback from the bottom: `ProviderTimeout`, and above it the
 # `httpx.ReadTimeout` with the line *"The above exception was the direct cause of the
 # following exception"*. That is what `from exc` buys: the caller deals with your
-# exception, and whoever debugs it still sees the original. The chain is also available
-# in code, as `__cause__`:
+# exception, and whoever debugs it still sees the original. (Left uncaught, the same
+# error fills about 200 lines, nearly all of them frames inside httpx; `limit=-1` keeps
+# the one frame of each exception that raised it.) The chain is also available in code,
+# as `__cause__`:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 try:
     await chat("Hello", scenario="malformed_json")
 except InvalidResponseError as exc:
@@ -241,15 +278,24 @@ except InvalidResponseError as exc:
 # only make sense together, wrong for a batch.) Then sort the outcomes: keep the
 # answers, retry what is retryable, report the rest.
 
-# %%
-# NBVAL_CHECK_OUTPUT
-batch = {"q1": "ok", "q2": "error:503", "q3": "ok", "q4": "error:400", "q5": "rate_limited:retry_after=0.05"}
-outcomes = await asyncio.gather(*(chat(q, s) for q, s in batch.items()), return_exceptions=True)
+# %% tags=["nbval-check-output"]
+batch = {
+    "q1": "ok",
+    "q2": "error:503",
+    "q3": "ok",
+    "q4": "error:400",
+    "q5": "rate_limited:retry_after=0.05",
+}
+outcomes = await asyncio.gather(
+    *(chat(q, s) for q, s in batch.items()), return_exceptions=True
+)
 
 results = dict(zip(batch, outcomes, strict=True))
 answers = {q: o for q, o in results.items() if isinstance(o, str)}
 retry_later = [q for q, o in results.items() if isinstance(o, RetryableError)]
-rejected = {q: type(o).__name__ for q, o in results.items() if isinstance(o, NonRetryableError)}
+rejected = {
+    q: type(o).__name__ for q, o in results.items() if isinstance(o, NonRetryableError)
+}
 print(f"answered {sorted(answers)}, retry {retry_later}, rejected {rejected}")
 
 # %% [markdown]
@@ -301,8 +347,7 @@ def per_slot(times: list[float], slot: float, until: float = 1.0) -> list[int]:
     return counts
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 rng = random.Random(42)
 plain = retry_times(backoff)
 jittered = retry_times(lambda attempt: full_jitter(attempt, rng))
@@ -342,10 +387,12 @@ class RetryBudget:
         return False
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
-def outage_load(budget: RetryBudget | None, requests: int = 1000, retries: int = 3) -> int:
-    """Calls sent when every call fails, for `requests` requests with up to `retries` retries."""
+# %% tags=["nbval-check-output"]
+def outage_load(
+    budget: RetryBudget | None, requests: int = 1000, retries: int = 3
+) -> int:
+    """Calls sent when every call fails, for `requests` requests with up to `retries`
+    retries."""
     sent = 0
     for _ in range(requests):
         if budget:
@@ -393,7 +440,10 @@ retry_log = []
 
 
 def note_retry(state: RetryCallState) -> None:
-    retry_log.append(f"attempt {state.attempt_number} failed: {type(state.outcome.exception()).__name__}")
+    retry_log.append(
+        f"attempt {state.attempt_number} failed: "
+        f"{type(state.outcome.exception()).__name__}"
+    )
 
 
 @retry(
@@ -407,8 +457,7 @@ async def robust_chat(prompt: str, scenario: str = "ok", key: str | None = None)
     return await chat(prompt, scenario, key)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 server.clear_log()
 text = await robust_chat("Hello", scenario="fail_first:2:503", key="tenacity-demo")
 print(retry_log)
@@ -419,8 +468,7 @@ print("attempts:", robust_chat.statistics["attempt_number"])
 # Two 503s, then an answer on the third attempt, and the caller saw none of it. A
 # non-retryable error goes straight through, after one request:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 server.clear_log()
 retry_log.clear()
 try:
@@ -448,16 +496,22 @@ def wait_as_told(state: RetryCallState) -> float:
     return backoff_wait(state)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 server.clear_log()
 waits = []
 async for attempt in AsyncRetrying(
-    stop=stop_after_attempt(5), wait=wait_as_told, retry=retry_if_exception_type(RetryableError),
-    before_sleep=lambda state: waits.append(state.upcoming_sleep), reraise=True,
+    stop=stop_after_attempt(5),
+    wait=wait_as_told,
+    retry=retry_if_exception_type(RetryableError),
+    before_sleep=lambda state: waits.append(state.upcoming_sleep),
+    reraise=True,
 ):
     with attempt:
-        text = await chat("Hello", scenario="fail_first:2:rate_limited:retry_after=0.05", key="retry-after")
+        text = await chat(
+            "Hello",
+            scenario="fail_first:2:rate_limited:retry_after=0.05",
+            key="retry-after",
+        )
 print("waited", waits, "then got", [record.status for record in server.log])
 
 # %% [markdown]
@@ -505,7 +559,10 @@ class TokenBucket:
 
 # %%
 async def limited(
-    prompt: str, *, semaphore: asyncio.Semaphore | None = None, bucket: TokenBucket | None = None
+    prompt: str,
+    *,
+    semaphore: asyncio.Semaphore | None = None,
+    bucket: TokenBucket | None = None,
 ) -> str:
     if bucket:
         await bucket.acquire()
@@ -515,8 +572,11 @@ async def limited(
     return await chat(prompt, "latency:100ms")
 
 
-for label, kwargs in [("no limit", {}), ("Semaphore(3)", {"semaphore": asyncio.Semaphore(3)}),
-                      ("TokenBucket(20/s, burst 2)", {"bucket": TokenBucket(rate=20, capacity=2)})]:
+for label, kwargs in [
+    ("no limit", {}),
+    ("Semaphore(3)", {"semaphore": asyncio.Semaphore(3)}),
+    ("TokenBucket(20/s, burst 2)", {"bucket": TokenBucket(rate=20, capacity=2)}),
+]:
     server.clear_log()
     start = time.perf_counter()
     await asyncio.gather(*(limited(f"q{i}", **kwargs) for i in range(12)))
@@ -524,7 +584,10 @@ for label, kwargs in [("no limit", {}), ("Semaphore(3)", {"semaphore": asyncio.S
     arrivals = [record.monotonic for record in server.log]
     spread = max(arrivals) - min(arrivals)
     peak = max(record.in_flight for record in server.log)
-    print(f"{label:28} {elapsed:.2f}s total, most in flight: {peak:2}, arrivals spread over {spread:.2f}s")
+    print(
+        f"{label:28} {elapsed:.2f}s total, most in flight: {peak:2}, arrivals spread "
+        f"over {spread:.2f}s"
+    )
 
 # %% [markdown]
 # No limit: all twelve in flight at once. The semaphore: never more than three in flight,
@@ -559,14 +622,20 @@ class HealthTracker:
 
     @property
     def success_rate(self) -> float:
-        return sum(ok for ok, _ in self.outcomes) / len(self.outcomes) if self.outcomes else 1.0
+        return (
+            sum(ok for ok, _ in self.outcomes) / len(self.outcomes)
+            if self.outcomes
+            else 1.0
+        )
 
     @property
     def median_latency(self) -> float:
         return median(s for _, s in self.outcomes) if self.outcomes else 0.0
 
 
-async def tracked_chat(tracker: HealthTracker, prompt: str, scenario: str) -> str | None:
+async def tracked_chat(
+    tracker: HealthTracker, prompt: str, scenario: str
+) -> str | None:
     start = time.perf_counter()
     try:
         answer = await chat(prompt, scenario)
@@ -577,12 +646,14 @@ async def tracked_chat(tracker: HealthTracker, prompt: str, scenario: str) -> st
     return answer
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 tracker = HealthTracker(window=10)
 for scenario in ["ok"] * 6 + ["error:503"] * 4:
     await tracked_chat(tracker, "Hello", scenario)
-print(f"success rate over the last {len(tracker.outcomes)} calls: {tracker.success_rate:.0%}")
+print(
+    f"success rate over the last {len(tracker.outcomes)} calls: "
+    f"{tracker.success_rate:.0%}"
+)
 
 # %% [markdown]
 # ### Circuit breakers
@@ -594,6 +665,34 @@ print(f"success rate over the last {len(tracker.outcomes)} calls: {tracker.succe
 # | **closed** | go through; outcomes are counted | **open**, when failures cross a limit |
 # | **open** | fail at once, without a request | **half-open**, after a cool-down |
 # | **half-open** | one trial call goes through | **closed** on success, else **open** again |
+#
+# ```{graphviz}
+# ---
+# alt: >-
+#   A state machine with three states. Closed: calls go through and outcomes are
+#   counted; when failures cross the limit it moves to open. Open: calls fail at once
+#   with no request; after the cool-down it moves to half-open. Half-open: one trial
+#   call goes through; success moves it to closed, failure back to open.
+# caption: >-
+#   The circuit breaker's states and what moves it between them.
+# ---
+# digraph breaker {
+#   rankdir=LR; nodesep=0.6; ranksep=1.1; fontname="sans-serif";
+#   node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=12,
+#         fontcolor="#10263d", margin="0.2,0.1"];
+#   edge [color="#44546a", fontcolor="#33414f", fontname="sans-serif", fontsize=10];
+#   closed [label="closed\ncalls go through;\noutcomes are counted", fillcolor="#e4f1e1",
+#           color="#2e6b30"];
+#   open [label="open\ncalls fail at once,\nno request is sent", fillcolor="#fbe3e0",
+#         color="#b23b2a"];
+#   half [label="half-open\none trial call\ngoes through", fillcolor="#fdf0d5",
+#         color="#a57800"];
+#   closed -> open [label="failures cross the limit"];
+#   open -> half [label="cool-down over"];
+#   half -> closed [label="the trial succeeds"];
+#   half -> open [label="the trial fails"];
+# }
+# ```
 #
 # Failing fast is the point: a dead provider costs nothing (no 30 s timeouts piling up,
 # no retries adding load), and the fallback gets its turn at once. The cool-down gives
@@ -607,9 +706,18 @@ print(f"success rate over the last {len(tracker.outcomes)} calls: {tracker.succe
 
 # %%
 class RateBreaker:
-    def __init__(self, max_failure_rate: float = 0.5, min_calls: int = 4, cooldown_s: float = 30.0,
-                 clock=time.monotonic) -> None:
-        self.max_failure_rate, self.min_calls, self.cooldown_s = max_failure_rate, min_calls, cooldown_s
+    def __init__(
+        self,
+        max_failure_rate: float = 0.5,
+        min_calls: int = 4,
+        cooldown_s: float = 30.0,
+        clock=time.monotonic,
+    ) -> None:
+        self.max_failure_rate, self.min_calls, self.cooldown_s = (
+            max_failure_rate,
+            min_calls,
+            cooldown_s,
+        )
         self.clock = clock
         self.health = HealthTracker(window=10)
         self.opened_at: float | None = None
@@ -618,7 +726,9 @@ class RateBreaker:
     def state(self) -> str:
         if self.opened_at is None:
             return "closed"
-        return "half_open" if self.clock() - self.opened_at >= self.cooldown_s else "open"
+        return (
+            "half_open" if self.clock() - self.opened_at >= self.cooldown_s else "open"
+        )
 
     def allow(self) -> bool:
         return self.state != "open"
@@ -642,8 +752,7 @@ class FakeClock:
         return self.now
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 clock = FakeClock()
 breaker = RateBreaker(cooldown_s=30, clock=clock)
 for ok in [True, False, False, False]:
@@ -685,8 +794,16 @@ async def ask_openai(prompt: str, scenario: str) -> str:
 async def ask_anthropic(prompt: str, scenario: str) -> str:
     response = await http.post(
         "/v1/messages",
-        json={"model": "mock-claude", "max_tokens": 200, "messages": [{"role": "user", "content": prompt}]},
-        headers={"x-api-key": server.api_key, "anthropic-version": "2023-06-01", "X-Mock-Scenario": scenario},
+        json={
+            "model": "mock-claude",
+            "max_tokens": 200,
+            "messages": [{"role": "user", "content": prompt}],
+        },
+        headers={
+            "x-api-key": server.api_key,
+            "anthropic-version": "2023-06-01",
+            "X-Mock-Scenario": scenario,
+        },
     )
     if response.status_code >= 400:
         raise map_error(response, provider="anthropic")
@@ -696,9 +813,14 @@ async def ask_anthropic(prompt: str, scenario: str) -> str:
 answer_cache: dict[str, str] = {}
 
 
-async def answer(prompt: str, primary: str = "ok", secondary: str = "ok") -> tuple[str, str]:
+async def answer(
+    prompt: str, primary: str = "ok", secondary: str = "ok"
+) -> tuple[str, str]:
     """(where the answer came from, the answer)"""
-    for name, ask, scenario in (("primary", ask_openai, primary), ("secondary", ask_anthropic, secondary)):
+    for name, ask, scenario in (
+        ("primary", ask_openai, primary),
+        ("secondary", ask_anthropic, secondary),
+    ):
         try:
             text = await ask(prompt, scenario)
         except RetryableError:
@@ -707,16 +829,25 @@ async def answer(prompt: str, primary: str = "ok", secondary: str = "ok") -> tup
         return name, text
     if prompt in answer_cache:
         return "cache", answer_cache[prompt]
-    return "graceful error", "The assistant is busy right now. Please try again in a minute."
+    return (
+        "graceful error",
+        "The assistant is busy right now. Please try again in a minute.",
+    )
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
-cases = [("ok", "ok", "refunds?"), ("error:503", "ok", "refunds?"),
-         ("error:503", "error:529", "refunds?"), ("error:503", "error:529", "new question")]
+# %% tags=["nbval-check-output"]
+cases = [
+    ("ok", "ok", "refunds?"),
+    ("error:503", "ok", "refunds?"),
+    ("error:503", "error:529", "refunds?"),
+    ("error:503", "error:529", "new question"),
+]
 for primary, secondary, prompt in cases:
     source, text = await answer(prompt, primary, secondary)
-    print(f"primary {primary:9} secondary {secondary:9} {prompt!r:15} -> {source:15} {text[:30]!r}")
+    print(
+        f"primary {primary:9} secondary {secondary:9} {prompt!r:15} -> {source:15} "
+        f"{text[:30]!r}"
+    )
 
 # %% [markdown]
 # Put a breaker in front of each provider and the chain also gets fast: a provider whose
@@ -739,7 +870,9 @@ async def hedged(calls, hedge_after_s: float) -> tuple[int, str]:
     try:
         for call in calls:
             tasks.append(asyncio.create_task(call()))
-            done, _ = await asyncio.wait(tasks, timeout=hedge_after_s, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                tasks, timeout=hedge_after_s, return_when=asyncio.FIRST_COMPLETED
+            )
             if done:
                 winner = done.pop()
                 return tasks.index(winner), winner.result()
@@ -749,16 +882,21 @@ async def hedged(calls, hedge_after_s: float) -> tuple[int, str]:
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)  # wait until they are really gone
+        # wait until they are really gone
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 # %%
 server.clear_log()
 start = time.perf_counter()
 winner, text = await hedged(
-    [lambda: chat("Hi", "latency:2s"), lambda: ask_anthropic("Hi", "latency:30ms")], hedge_after_s=0.05
+    [lambda: chat("Hi", "latency:2s"), lambda: ask_anthropic("Hi", "latency:30ms")],
+    hedge_after_s=0.05,
 )
-print(f"call {winner} won after {time.perf_counter() - start:.2f}s; the 2 s call was cancelled")
+print(
+    f"call {winner} won after {time.perf_counter() - start:.2f}s; the 2 s call was "
+    "cancelled"
+)
 
 # %% [markdown]
 # This version is minimal: it treats a failure like an answer, and a loser that fails

@@ -97,7 +97,8 @@ def open_stream(
     timeout: float | httpx.Timeout | None = None,
     **options: object,
 ) -> AbstractAsyncContextManager[httpx.Response]:
-    """A streamed chat request; `options` go into the JSON body (max_tokens, stream_options)."""
+    """A streamed chat request; `options` go into the JSON body (max_tokens,
+    stream_options)."""
     messages = [{"role": "user", "content": prompt}]
     if api == "openai":
         path, headers = "/v1/chat/completions", OPENAI_HEADERS
@@ -132,7 +133,9 @@ def open_stream(
 start = time.perf_counter()
 arrivals = []  # (seconds since the request, text so far)
 text = ""
-async with open_stream("Why should a chat UI stream?", scenario="trickle:20ms") as response:
+async with open_stream(
+    "Why should a chat UI stream?", scenario="trickle:20ms"
+) as response:
     async for line in response.aiter_lines():
         if line.startswith("data: {"):
             delta = json.loads(line.removeprefix("data: "))["choices"][0]["delta"]
@@ -140,10 +143,13 @@ async with open_stream("Why should a chat UI stream?", scenario="trickle:20ms") 
                 text += delta["content"]
                 arrivals.append((time.perf_counter() - start, text))
 
-for seconds, so_far in arrivals[::6] + arrivals[-1:]:  # what the screen shows, now and then
+# what the screen shows, now and then
+for seconds, so_far in arrivals[::6] + arrivals[-1:]:
     print(f"{seconds * 1000:5.0f} ms {len(so_far.split()):3} words  ...{so_far[-50:]}")
-print(f"\nstreamed: first words after {arrivals[0][0] * 1000:.0f} ms, "
-      f"last after {arrivals[-1][0] * 1000:.0f} ms ({len(arrivals)} pieces)")
+print(
+    f"\nstreamed: first words after {arrivals[0][0] * 1000:.0f} ms, "
+    f"last after {arrivals[-1][0] * 1000:.0f} ms ({len(arrivals)} pieces)"
+)
 
 # %% [markdown]
 # Now the same request, but read the way a non-streaming client reads: wait for the whole
@@ -151,10 +157,14 @@ print(f"\nstreamed: first words after {arrivals[0][0] * 1000:.0f} ms, "
 
 # %%
 start = time.perf_counter()
-async with open_stream("Why should a chat UI stream?", scenario="trickle:20ms") as response:
+async with open_stream(
+    "Why should a chat UI stream?", scenario="trickle:20ms"
+) as response:
     body = await response.aread()
-print(f"buffered: nothing to show until {(time.perf_counter() - start) * 1000:.0f} ms "
-      f"({len(body):,} bytes at once)")
+print(
+    f"buffered: nothing to show until {(time.perf_counter() - start) * 1000:.0f} ms "
+    f"({len(body):,} bytes at once)"
+)
 
 # %% [markdown]
 # Same server, same answer, same total time. Streamed, the first words appear after a small
@@ -176,8 +186,7 @@ print(f"buffered: nothing to show until {(time.perf_counter() - start) * 1000:.0
 # Both providers stream with **server-sent events** (SSE), a plain-text format over an
 # ordinary HTTP response. The response announces it in its headers:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async with open_stream("What is SSE?", api="anthropic") as response:
     for name in ("content-type", "transfer-encoding", "cache-control"):
         print(f"{name}: {response.headers[name]}")
@@ -190,15 +199,19 @@ async with open_stream("What is SSE?", api="anthropic") as response:
 # the body back. Here are two events from the body, as bytes, so that the line breaks are
 # visible:
 
-# %%
-# NBVAL_CHECK_OUTPUT
-print(raw[raw.index(b"event: content_block_start") : raw.index(b"event: content_block_delta")])
+# %% tags=["nbval-check-output"]
+print(
+    raw[
+        raw.index(b"event: content_block_start") : raw.index(
+            b"event: content_block_delta"
+        )
+    ]
+)
 
 # %% [markdown]
 # And the start and end of the same body as text:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 events = raw.decode().strip().split("\n\n")
 print("\n\n".join(events[:4]))
 print("\n...", len(events) - 8, "more events ...\n")
@@ -240,7 +253,8 @@ print("\n\n".join(openai_events[-3:]))
 
 # %%
 async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
-    """Group SSE lines into events: (name, data). The name is "message" when none is given."""
+    """Group SSE lines into events: (name, data). The name is "message" when none is
+    given."""
     name, data = "message", []
     async for line in lines:
         if not line:  # a blank line dispatches the event
@@ -261,8 +275,7 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]
 # Try it on a hand-written stream with the awkward cases: a comment, `data:` with no
 # space, a two-line `data`, and a last event cut off before its blank line.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async def lines_of(text: str) -> AsyncIterator[str]:
     for line in text.split("\n"):
         yield line
@@ -302,17 +315,23 @@ async def openai_chunks(response: httpx.Response) -> AsyncIterator[dict]:
         yield json.loads(data)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 pieces = []
-async with open_stream("What is SSE?", stream_options={"include_usage": True}) as response:
+async with open_stream(
+    "What is SSE?", stream_options={"include_usage": True}
+) as response:
     async for chunk in openai_chunks(response):
         if not chunk["choices"]:  # the usage chunk: choices is empty, so [0] would fail
             print("usage chunk:", chunk["usage"])
             continue
         choice = chunk["choices"][0]
         if choice["finish_reason"]:
-            print("final chunk: delta =", choice["delta"], "finish_reason =", choice["finish_reason"])
+            print(
+                "final chunk: delta =",
+                choice["delta"],
+                "finish_reason =",
+                choice["finish_reason"],
+            )
         elif "role" in choice["delta"]:
             print("first chunk: delta =", choice["delta"])
         else:
@@ -336,11 +355,12 @@ print("joined:", "".join(pieces))
 # to read the data. The API also requires an `anthropic-version` header (and `max_tokens`
 # in the body); without the header the request fails before anything streams:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 request = {"model": "mock-claude", "max_tokens": 100, "stream": True,
            "messages": [{"role": "user", "content": "What is SSE?"}]}
-response = await http.post("/v1/messages", json=request, headers={"x-api-key": server.api_key})
+response = await http.post(
+    "/v1/messages", json=request, headers={"x-api-key": server.api_key}
+)
 print(response.status_code, response.json()["error"])
 
 # %% [markdown]
@@ -356,8 +376,7 @@ print(response.status_code, response.json()["error"])
 # | `message_delta` | `delta.stop_reason` (`end_turn`, `max_tokens`, ...), final `usage.output_tokens` |
 # | `message_stop` | the end of the stream |
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 pieces = []
 async with open_stream("What is SSE?", api="anthropic") as response:
     async for name, data in sse_events(response.aiter_lines()):
@@ -385,6 +404,48 @@ print(len(pieces), "text deltas:", "".join(pieces))
 #
 # Note that `message_start` says `output_tokens: 1`: the count grows during the stream,
 # and only the one in `message_delta` is final.
+#
+# ```{graphviz}
+# ---
+# alt: >-
+#   Two columns of server-sent events, each event ended by a blank line. OpenAI style:
+#   unnamed events whose data lines carry chat completion chunks with
+#   choices[0].delta.content, ending with data: [DONE]. Anthropic style: every event
+#   named, message_start, content_block_start, content_block_delta with delta.text,
+#   content_block_stop, message_delta with the stop reason, and message_stop last.
+# caption: >-
+#   The same answer as two SSE streams: each box is one event, ended by a blank line.
+# ---
+# digraph sse {
+#   rankdir=TB; nodesep=0.4; ranksep=0.25; fontname="sans-serif";
+#   node [shape=box, style="rounded,filled", fillcolor="#dbe9f6", color="#1f4e79",
+#         fontcolor="#10263d", fontname="monospace", fontsize=10, margin="0.15,0.06"];
+#   edge [color="#44546a", fontcolor="#33414f", fontsize=9, fontname="sans-serif",
+#         arrowsize=0.6, label=" blank line"];
+#   subgraph cluster_openai {
+#     label="OpenAI style: unnamed events"; fontsize=12; style=rounded;
+#     color="#44546a"; fontcolor="#10263d";
+#     o1 [label="data: {\"choices\": [{\"delta\": {\"role\": \"assistant\"}}]}\l"];
+#     o2 [label="data: {\"choices\": [{\"delta\": {\"content\": \"Server-\"}}]}\l"];
+#     o3 [label="data: {\"choices\": [{\"delta\": {\"content\": \"sent \"}}]}\l"];
+#     o4 [label="data: {\"choices\": [{\"delta\": {}, \"finish_reason\": \"stop\"}]}\l"];
+#     o5 [label="data: [DONE]\l", fillcolor="#fde9b5", color="#8a6100"];
+#     o1 -> o2 -> o3 -> o4 -> o5;
+#   }
+#   subgraph cluster_anthropic {
+#     label="Anthropic style: every event named"; fontsize=12; style=rounded;
+#     color="#44546a"; fontcolor="#10263d";
+#     a1 [label="event: message_start\ldata: {\"message\": {\"usage\": {\"input_tokens\": 12}}}\l"];
+#     a2 [label="event: content_block_start\ldata: {\"content_block\": {\"type\": \"text\"}}\l"];
+#     a3 [label="event: content_block_delta\ldata: {\"delta\": {\"text\": \"Server-\"}}\l"];
+#     a4 [label="event: content_block_stop\ldata: {\"index\": 0}\l"];
+#     a5 [label="event: message_delta\ldata: {\"delta\": {\"stop_reason\": \"end_turn\"}}\l"];
+#     a6 [label="event: message_stop\ldata: {\"type\": \"message_stop\"}\l",
+#         fillcolor="#fde9b5", color="#8a6100"];
+#     a1 -> a2 -> a3 -> a4 -> a5 -> a6;
+#   }
+# }
+# ```
 
 # %% [markdown]
 # ## `httpx` streaming: lines are not network chunks
@@ -410,16 +471,22 @@ print(len(pieces), "text deltas:", "".join(pieces))
 # `aclose()` the response when you are done. The long form suits code where a `with`
 # block does not fit, such as a generator with its own `try`/`finally`:
 
-# %%
-# NBVAL_CHECK_OUTPUT
-body = {"model": "mock-gpt", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
-request = http.build_request("POST", "/v1/chat/completions", json=body, headers=OPENAI_HEADERS)
+# %% tags=["nbval-check-output"]
+body = {
+    "model": "mock-gpt",
+    "stream": True,
+    "messages": [{"role": "user", "content": "Hi"}],
+}
+request = http.build_request(
+    "POST", "/v1/chat/completions", json=body, headers=OPENAI_HEADERS
+)
 response = await http.send(request, stream=True)
 try:
     print(response.status_code, response.headers["content-type"])
     lines = [line async for line in response.aiter_lines()]
 finally:
-    await response.aclose()  # on every path, or the connection never returns to the pool
+    # on every path, or the connection never returns to the pool
+    await response.aclose()
 print(len(lines), "lines; closed:", response.is_closed)
 
 # %% [markdown]
@@ -428,14 +495,16 @@ print(len(lines), "lines; closed:", response.is_closed)
 #
 # What are the network pieces, against the local server?
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async with open_stream("What is SSE?") as response:
     chunks = [chunk async for chunk in response.aiter_bytes()]
 async with open_stream("What is SSE?") as response:
     lines = [line async for line in response.aiter_lines()]
 events = sum(1 for line in lines if line.startswith("data:"))
-print(f"{events} events arrived as {len(chunks)} byte chunks and {len(lines)} lines (half of them blank)")
+print(
+    f"{events} events arrived as {len(chunks)} byte chunks and {len(lines)} lines "
+    "(half of them blank)"
+)
 
 # %% [markdown]
 # Here each chunk holds exactly one event, because the server writes one HTTP chunk per
@@ -448,8 +517,7 @@ print(f"{events} events arrived as {len(chunks)} byte chunks and {len(lines)} li
 # the way a proxy might. An `httpx.Response` built from an async iterator of bytes goes
 # through the same decoding as one read from a socket:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async with open_stream("#cafe") as response:
     cafe = await response.aread()
 
@@ -527,17 +595,22 @@ async def text_pieces(response: httpx.Response, api: str) -> AsyncIterator[str]:
 
 
 async def stream_text(
-    prompt: str, *, api: str = "openai", scenario: str = "ok", client: httpx.AsyncClient | None = None
+    prompt: str,
+    *,
+    api: str = "openai",
+    scenario: str = "ok",
+    client: httpx.AsyncClient | None = None,
 ) -> AsyncIterator[str]:
     """Yield the answer's text piece by piece, as it arrives."""
-    async with open_stream(prompt, api=api, scenario=scenario, client=client) as response:
+    async with open_stream(
+        prompt, api=api, scenario=scenario, client=client
+    ) as response:
         response.raise_for_status()
         async for piece in text_pieces(response, api):
             yield piece
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for api in ("openai", "anthropic"):
     print(f"{api:>9}: ", end="")
     async for piece in stream_text("How do I read a stream?", api=api):
@@ -549,8 +622,7 @@ for api in ("openai", "anthropic"):
 # sentences, and the first sentence as early as possible. A second async generator
 # regroups the pieces, and neither generator knows about the other's job:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async def sentences(pieces: AsyncIterator[str]) -> AsyncIterator[str]:
     """Regroup text pieces into sentences (good enough for speech; not for "e.g.")."""
     buffer = ""
@@ -587,19 +659,22 @@ async for sentence in sentences(stream_text("How do I read a stream?")):
 
 # %%
 tight = httpx.AsyncClient(
-    base_url=server.base_url, limits=httpx.Limits(max_connections=1), timeout=httpx.Timeout(5.0, pool=0.2)
+    base_url=server.base_url,
+    limits=httpx.Limits(max_connections=1),
+    timeout=httpx.Timeout(5.0, pool=0.2),
 )
 
 
 async def quick_call(client: httpx.AsyncClient) -> str:
     """A plain (non-streamed) request: it needs a connection from the pool."""
     body = {"model": "mock-gpt", "messages": [{"role": "user", "content": "ping"}]}
-    response = await client.post("/v1/chat/completions", json=body, headers=OPENAI_HEADERS)
+    response = await client.post(
+        "/v1/chat/completions", json=body, headers=OPENAI_HEADERS
+    )
     return f"{response.status_code}, got a connection"
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 stream = stream_text("How do I read a stream?", client=tight)
 async for piece in stream:
     print("first piece:", repr(piece))
@@ -610,7 +685,8 @@ try:
 except httpx.PoolTimeout:
     print("PoolTimeout: the only connection still belongs to the abandoned stream")
 
-await stream.aclose()  # raises GeneratorExit at the yield: the async with closes the response
+# raises GeneratorExit at the yield: the async with closes the response
+await stream.aclose()
 print("after aclose():", await quick_call(tight))
 
 # %% [markdown]
@@ -635,9 +711,10 @@ print("after aclose():", await quick_call(tight))
 # (Python 3.10+) does it on every exit from its block: normal end, `break`, exception or
 # cancellation.
 
-# %%
-# NBVAL_CHECK_OUTPUT
-async with aclosing(stream_text("How do I read a stream?", scenario="trickle:5ms", client=tight)) as stream:
+# %% tags=["nbval-check-output"]
+async with aclosing(
+    stream_text("How do I read a stream?", scenario="trickle:5ms", client=tight)
+) as stream:
     async for piece in stream:
         if piece.endswith("."):
             print("stopping after the first sentence")
@@ -657,7 +734,9 @@ print("after aclosing:", await quick_call(tight))
 
 # %%
 async def chat_session(shown: list[str]) -> None:
-    pieces = stream_text("How do I read a stream?", scenario="trickle:20ms", client=tight)
+    pieces = stream_text(
+        "How do I read a stream?", scenario="trickle:20ms", client=tight
+    )
     async with aclosing(pieces) as stream:
         async for piece in stream:
             shown.append(piece)
@@ -695,12 +774,13 @@ await tight.aclose()
 # A proxy restarts, a load balancer times out an idle connection, the provider's process
 # dies. `drop_stream:after=5` sends five events and closes the connection.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for api in ("openai", "anthropic"):
     received = []
     try:
-        async for piece in stream_text("Tell me about retries.", api=api, scenario="drop_stream:after=5"):
+        async for piece in stream_text(
+            "Tell me about retries.", api=api, scenario="drop_stream:after=5"
+        ):
             received.append(piece)
     except httpx.TransportError as error:
         print(f"{api}: {type(error).__name__}: {error}")
@@ -724,8 +804,7 @@ for api in ("openai", "anthropic"):
 # time may close the body properly, with no error at all. Replay the café answer from
 # earlier, ended after its sixth event:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 first_six = b"".join(event + b"\n\n" for event in cafe.split(b"\n\n")[:6])
 clean_cut = httpx.Response(200, content=replay([first_six]))
 received = []
@@ -747,24 +826,30 @@ except StreamIncomplete as error:
 # `stall` sends nothing at all; `stall:after=6` sends six events and then nothing. The
 # **read timeout** of `httpx` fires when no bytes arrive for that long:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 short_read = httpx.Timeout(5.0, read=0.2)
 try:
-    async with open_stream("Tell me about retries.", scenario="stall", timeout=short_read) as response:
+    async with open_stream(
+        "Tell me about retries.", scenario="stall", timeout=short_read
+    ) as response:
         print("status", response.status_code)
 except httpx.ReadTimeout:
     print("stall: ReadTimeout while waiting for the status line")
 
 received = []
 try:
-    stalling = open_stream("Tell me about retries.", scenario="stall:after=6", timeout=short_read)
+    stalling = open_stream(
+        "Tell me about retries.", scenario="stall:after=6", timeout=short_read
+    )
     async with stalling as response:
         print("stall:after=6: status", response.status_code)
         async for line in response.aiter_lines():
             received.append(line)
 except httpx.ReadTimeout:
-    print(f"stall:after=6: ReadTimeout after {sum(1 for line in received if not line)} events")
+    print(
+        f"stall:after=6: ReadTimeout after {sum(1 for line in received if not line)} "
+        "events"
+    )
 
 # %% [markdown]
 # The first stall fails inside `async with`, before there is a response. The second fails
@@ -795,38 +880,49 @@ received = []
 start = time.perf_counter()
 try:
     async with asyncio.timeout(0.3):  # a total timeout
-        async for piece in stream_text("Tell me about retries.", scenario="trickle:20ms"):
+        async for piece in stream_text(
+            "Tell me about retries.", scenario="trickle:20ms"
+        ):
             received.append(piece)
 except TimeoutError:
-    print(f"total timeout: TimeoutError after {time.perf_counter() - start:.2f}s, "
-          f"a healthy answer cut off after {len(received)} pieces")
+    print(
+        f"total timeout: TimeoutError after {time.perf_counter() - start:.2f}s, "
+        f"a healthy answer cut off after {len(received)} pieces"
+    )
 
 # %% [markdown]
 # A gap timeout restarts the clock for every piece. `async for` cannot do that by itself,
 # so fetch the next piece with `anext()` inside `asyncio.timeout()`:
 
 # %%
-async def read_with_gap_timeout(stream: AsyncIterator[str], gap: float, received: list[str]) -> None:
-    """Append every piece to `received`; raise TimeoutError if any wait exceeds `gap`."""
+async def read_with_gap_timeout(
+    stream: AsyncIterator[str], gap: float, received: list[str]
+) -> None:
+    """Append every piece to `received`; raise TimeoutError if any wait exceeds `gap`.
+    """
     async with aclosing(stream):
         while True:
             try:
-                async with asyncio.timeout(gap):  # only the wait for the next piece is timed
+                # only the wait for the next piece is timed
+                async with asyncio.timeout(gap):
                     piece = await anext(stream)
             except StopAsyncIteration:
                 return
             received.append(piece)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for scenario in ("trickle:20ms", "stall:after=6"):
     received = []
     try:
-        await read_with_gap_timeout(stream_text("Tell me about retries.", scenario=scenario), 0.1, received)
+        await read_with_gap_timeout(
+            stream_text("Tell me about retries.", scenario=scenario), 0.1, received
+        )
         print(f"{scenario:14} complete: {len(received)} pieces")
     except TimeoutError:
-        print(f"{scenario:14} TimeoutError: no piece for 0.1s after {''.join(received)!r}")
+        print(
+            f"{scenario:14} TimeoutError: no piece for 0.1s after {''.join(received)!r}"
+        )
 
 # %% [markdown]
 # The slow but healthy stream completes; the stuck one fails a tenth of a second after its
@@ -845,11 +941,12 @@ for scenario in ("trickle:20ms", "stall:after=6"):
 # The SSE framing is fine, but one event's data is cut short: a buggy proxy, a gateway
 # that rewrote the body, a provider bug. `malformed_chunk:at=3` breaks the third event.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 received = []
 try:
-    async for piece in stream_text("Tell me about retries.", scenario="malformed_chunk:at=3"):
+    async for piece in stream_text(
+        "Tell me about retries.", scenario="malformed_chunk:at=3"
+    ):
         received.append(piece)
 except json.JSONDecodeError as error:
     print(f"JSONDecodeError: {error}; kept {''.join(received)!r}")
@@ -858,8 +955,7 @@ except json.JSONDecodeError as error:
 # `json.loads` raises in the middle of the stream. You could skip the bad event and go on,
 # since the next events parse:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async def tolerant_text(scenario: str) -> tuple[str, int]:
     """The text of an OpenAI-style stream, skipping events that do not parse."""
     text, skipped = "", 0
@@ -894,11 +990,12 @@ print(f"intact : {intact[:48]!r}\ndamaged: {damaged[:48]!r} ({skipped} event ski
 # `StreamFailed`. A parser that only looks for text would skip the event, and the answer
 # would just end early.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for api in ("openai", "anthropic"):
     try:
-        async for _ in stream_text("Tell me about retries.", api=api, scenario="stream_error:after=6"):
+        async for _ in stream_text(
+            "Tell me about retries.", api=api, scenario="stream_error:after=6"
+        ):
             pass
     except StreamFailed as error:
         print(f"{api}: StreamFailed: {error}")
@@ -930,13 +1027,18 @@ for api in ("openai", "anthropic"):
 # JSON is not JSON**. Ask for a single object (the `X-Mock-Reply` header scripts the
 # answer) and try to parse the text after every piece:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 weather = '{"city": "Oslo", "temp_c": 42, "note": "a {very} unusual day"}'
-request = {"model": "mock-gpt", "stream": True, "messages": [{"role": "user", "content": "Weather?"}]}
+request = {
+    "model": "mock-gpt",
+    "stream": True,
+    "messages": [{"role": "user", "content": "Weather?"}],
+}
 headers = OPENAI_HEADERS | {"X-Mock-Reply": weather}
 text = ""
-async with http.stream("POST", "/v1/chat/completions", json=request, headers=headers) as response:
+async with http.stream(
+    "POST", "/v1/chat/completions", json=request, headers=headers
+) as response:
     async for chunk in openai_chunks(response):
         piece = chunk["choices"][0]["delta"].get("content")
         if not piece:
@@ -959,8 +1061,7 @@ async with http.stream("POST", "/v1/chat/completions", json=request, headers=hea
 # each object, and you can use each object as soon as its line is complete: store the first
 # support ticket while the model writes the third.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 buffer, count = "", 0
 async for piece in stream_text("Extract the tickets. #tickets"):
     count += 1
@@ -975,8 +1076,7 @@ print(f"after piece {count:2}: {json.loads(buffer)} (the last line has no newlin
 # oblige: pretty-printed objects span lines, and some answers put objects back to back.
 # Split the `#steps` answer on newlines and the first "line" is a lone `{`:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 steps = "".join([piece async for piece in stream_text("Give me the steps. #steps")])
 print(steps)
 try:
@@ -988,10 +1088,10 @@ except json.JSONDecodeError as error:
 # The next idea is to count braces: `{` opens an object, `}` closes one, and when the count
 # is back to zero an object is complete. Here it is, fed the stream piece by piece:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async def naive_objects(pieces: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Emit text between a { and the } that balances it. Broken on purpose: see below."""
+    """Emit text between a { and the } that balances it. Broken on purpose: see below.
+    """
     text, depth = "", 0
     async for piece in pieces:
         for char in piece:
@@ -1030,8 +1130,7 @@ async for candidate in naive_objects(stream_text("Give me the steps. #steps")):
 #
 # That last case ends "normally", with `[DONE]`. Only the finish reason shows the cut:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 text, finish = "", None
 async with open_stream("Extract the tickets. #tickets", max_tokens=40) as response:
     async for chunk in openai_chunks(response):

@@ -45,7 +45,8 @@ log = logging.getLogger("ragservice.retrieval")
 
 
 def retrieve(query: str) -> list[str]:
-    log.info("retrieving for %r", query)  # arguments, not an f-string: formatted only if emitted
+    # arguments, not an f-string: formatted only if emitted
+    log.info("retrieving for %r", query)
     return ["doc-1", "doc-2"]
 
 
@@ -60,18 +61,25 @@ def retrieve(query: str) -> list[str]:
 import logging.config
 import sys
 
-logging.config.dictConfig({
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
-    "handlers": {
-        "out": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"},
-    },
-    "loggers": {"ragservice": {"handlers": ["out"], "level": "INFO", "propagate": False}},
-})
+logging.config.dictConfig(
+    {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+        "handlers": {
+            "out": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "plain",
+            },
+        },
+        "loggers": {
+            "ragservice": {"handlers": ["out"], "level": "INFO", "propagate": False}
+        },
+    }
+)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 retrieve("what is a histogram?")
 log.debug("not shown: below INFO")
 
@@ -98,7 +106,8 @@ from datetime import UTC, datetime
 
 
 class JsonFormatter(logging.Formatter):
-    """Format a log record as one JSON object: standard fields plus those passed in `extra`."""
+    """Format a log record as one JSON object: standard fields plus those passed in
+    `extra`."""
 
     STANDARD = frozenset(vars(logging.makeLogRecord({})))
 
@@ -109,7 +118,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        payload.update({k: v for k, v in vars(record).items() if k not in self.STANDARD})
+        payload.update(
+            {k: v for k, v in vars(record).items() if k not in self.STANDARD}
+        )
         return json.dumps(payload, default=str)
 
 
@@ -120,7 +131,9 @@ llm_log.handlers[:] = [json_handler]
 llm_log.propagate = False
 llm_log.setLevel(logging.INFO)
 
-llm_log.info("llm.call", extra={"model": "mock-gpt", "latency_ms": 812.4, "prompt_tokens": 412})
+llm_log.info(
+    "llm.call", extra={"model": "mock-gpt", "latency_ms": 812.4, "prompt_tokens": 412}
+)
 
 # %% [markdown]
 # That is how a reader sees a structured log: a line a machine can parse, with every
@@ -155,7 +168,13 @@ structlog.configure(
     cache_logger_on_first_use=False,
 )
 slog = structlog.get_logger()
-slog.info("llm.call", model="mock-gpt", latency_ms=812.4, prompt_tokens=412, completion_tokens=19)
+slog.info(
+    "llm.call",
+    model="mock-gpt",
+    latency_ms=812.4,
+    prompt_tokens=412,
+    completion_tokens=19,
+)
 slog.debug("dropped: below INFO")
 
 # %% [markdown]
@@ -243,21 +262,33 @@ from course.llm_server import LLMServer
 ai_log = lesson_logger(redact)
 
 
-def chat(http: httpx.Client, api_key: str, model: str, question: str, scenario: str = "") -> str | None:
-    headers = {"Authorization": f"Bearer {api_key}"} | ({"X-Mock-Scenario": scenario} if scenario else {})
+def chat(
+    http: httpx.Client, api_key: str, model: str, question: str, scenario: str = ""
+) -> str | None:
+    headers = {"Authorization": f"Bearer {api_key}"} | (
+        {"X-Mock-Scenario": scenario} if scenario else {}
+    )
     body = {"model": model, "messages": [{"role": "user", "content": question}]}
     start = time.perf_counter()
     response = http.post("/v1/chat/completions", json=body, headers=headers)
     latency_ms = (time.perf_counter() - start) * 1000
     if response.status_code == 429:
-        ai_log.warning("llm.rate_limited", model=model, retry_after_s=float(response.headers["retry-after"]),
-                       api_key=api_key)
+        ai_log.warning(
+            "llm.rate_limited",
+            model=model,
+            retry_after_s=float(response.headers["retry-after"]),
+            api_key=api_key,
+        )
         return None
     data = response.json()
     usage = data["usage"]
     ai_log.info(
-        "llm.call", model=model, latency_ms=round(latency_ms, 1), prompt_tokens=usage["prompt_tokens"],
-        completion_tokens=usage["completion_tokens"], finish_reason=data["choices"][0]["finish_reason"],
+        "llm.call",
+        model=model,
+        latency_ms=round(latency_ms, 1),
+        prompt_tokens=usage["prompt_tokens"],
+        completion_tokens=usage["completion_tokens"],
+        finish_reason=data["choices"][0]["finish_reason"],
     )
     return str(data["choices"][0]["message"]["content"])
 
@@ -294,8 +325,7 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # created. A task that sets the variable changes only its own copy. Three requests, run
 # concurrently, each setting its ID and then awaiting (so their steps interleave):
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 async def handle(rid: str, steps: int) -> None:
     request_id.set(rid)
     for step in range(steps):
@@ -311,8 +341,7 @@ print("after gather:", request_id.get())
 # awaited them. Compare a module-level variable, which is what a "current request"
 # global amounts to:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 current_request = None
 
 
@@ -351,8 +380,7 @@ def request_context(rid: str) -> Iterator[None]:
 # fields, and the `merge_contextvars` processor (first in the pipeline) puts them on
 # every line. Now the ID reaches lines logged deep inside code that never heard of it:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 flow_log = lesson_logger()
 
 
@@ -369,7 +397,9 @@ async def answer(rid: str, question: str) -> None:
         flow_log.info("request.end")
 
 
-_ = await asyncio.gather(answer("req-1", "Why jitter?"), answer("req-2", "What is p99?"))
+_ = await asyncio.gather(
+    answer("req-1", "Why jitter?"), answer("req-2", "What is p99?")
+)
 flow_log.info("outside any request")
 
 # %% [markdown]
@@ -493,7 +523,8 @@ from collections import Counter, defaultdict
 
 
 def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least q% of values at or below it."""
+    """Nearest-rank percentile: the smallest value with at least q% of values at or
+    below it."""
     if not values:
         raise ValueError("no values")
     ordered = sorted(values)
@@ -524,8 +555,7 @@ class MetricsCollector:
 # replica and takes about 4 s, and a few fail. A seeded random generator keeps the
 # numbers the same on every run.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 rng = random.Random(8)
 collector = MetricsCollector()
 for _ in range(1_000):
@@ -569,18 +599,30 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client import Counter as PromCounter
 
 registry = CollectorRegistry()
-LLM_REQUESTS = PromCounter("llm_requests", "LLM calls by model and outcome.", ["model", "outcome"],
-                           registry=registry)
-LLM_TOKENS = PromCounter("llm_tokens", "Tokens used, by model and kind.", ["model", "kind"],
-                         registry=registry)
-LLM_LATENCY = Histogram("llm_request_duration_seconds", "LLM call latency.", ["model"],
-                        buckets=(0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=registry)
+LLM_REQUESTS = PromCounter(
+    "llm_requests",
+    "LLM calls by model and outcome.",
+    ["model", "outcome"],
+    registry=registry,
+)
+LLM_TOKENS = PromCounter(
+    "llm_tokens",
+    "Tokens used, by model and kind.",
+    ["model", "kind"],
+    registry=registry,
+)
+LLM_LATENCY = Histogram(
+    "llm_request_duration_seconds",
+    "LLM call latency.",
+    ["model"],
+    buckets=(0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=registry,
+)
 
 # %% [markdown]
 # Feed them the same simulated calls as before:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 rng = random.Random(8)
 for _ in range(1_000):
     slow = rng.random() < 0.05
@@ -607,10 +649,17 @@ for line in generate_latest(registry).decode().splitlines():
 #
 # A test reads a registry directly, no scraping needed:
 
-# %%
-# NBVAL_CHECK_OUTPUT
-print(registry.get_sample_value("llm_requests_total", {"model": "mock-gpt", "outcome": "error"}))
-print(registry.get_sample_value("llm_request_duration_seconds_bucket", {"model": "mock-gpt", "le": "2.5"}))
+# %% tags=["nbval-check-output"]
+print(
+    registry.get_sample_value(
+        "llm_requests_total", {"model": "mock-gpt", "outcome": "error"}
+    )
+)
+print(
+    registry.get_sample_value(
+        "llm_request_duration_seconds_bucket", {"model": "mock-gpt", "le": "2.5"}
+    )
+)
 
 # %% [markdown]
 # ## Serving `/metrics` from a running app
@@ -628,11 +677,18 @@ def create_app() -> FastAPI:
     app_registry = CollectorRegistry()
     requests_total = PromCounter("http_requests", "HTTP requests.", ["route", "status"],
                                  registry=app_registry)
-    latency = Histogram("http_request_duration_seconds", "HTTP latency.", ["route"], registry=app_registry)
+    latency = Histogram(
+        "http_request_duration_seconds",
+        "HTTP latency.",
+        ["route"],
+        registry=app_registry,
+    )
     app = FastAPI()
 
     @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Any]) -> Response:
+    async def measure(
+        request: Request, call_next: Callable[[Request], Any]
+    ) -> Response:
         start = time.perf_counter()
         response: Response = await call_next(request)
         route = request.url.path
@@ -672,7 +728,9 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True
+    )
     thread.start()
     try:
         for _ in range(500):
@@ -687,16 +745,18 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
         sock.close()
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
-with serve_in_thread(create_app()) as base_url, httpx.Client(base_url=base_url) as client:
+# %% tags=["nbval-check-output"]
+with (
+    serve_in_thread(create_app()) as base_url,
+    httpx.Client(base_url=base_url) as client,
+):
     for question in ["what is p95?", "why buckets?", " "]:
         client.get("/answer", params={"q": question})
     page = client.get("/metrics")
 
 print(page.status_code, page.headers["content-type"])
 for line in page.text.splitlines():
-    if line.startswith(("http_requests_total", 'http_request_duration_seconds_count')):
+    if line.startswith(("http_requests_total", "http_request_duration_seconds_count")):
         print(line)
 
 # %% [markdown]

@@ -47,7 +47,10 @@ LABELS = ("billing", "bug", "question")
 
 def build_prompt(ticket: str, examples: Sequence[tuple[str, str]] = ()) -> str:
     """The classification prompt: instructions, few-shot examples, then the ticket."""
-    lines = [f"Classify the support ticket as one of: {', '.join(LABELS)}.", 'Reply as JSON: {"label": ...}.']
+    lines = [
+        f"Classify the support ticket as one of: {', '.join(LABELS)}.",
+        'Reply as JSON: {"label": ...}.',
+    ]
     for text, label in examples:
         lines += ["", f"Ticket: {text}", f'Answer: {{"label": "{label}"}}']
     lines += ["", f"Ticket: {ticket.strip()}", "Answer:"]
@@ -55,7 +58,8 @@ def build_prompt(ticket: str, examples: Sequence[tuple[str, str]] = ()) -> str:
 
 
 def parse_label(reply: str) -> str:
-    """The label in a reply such as '{"label": "bug"}', possibly with prose around it."""
+    """The label in a reply such as '{"label": "bug"}', possibly with prose around it.
+    """
     match = re.search(r"\{.*\}", reply, re.DOTALL)
     if match is None:
         raise ValueError(f"no JSON object in {reply!r}")
@@ -70,7 +74,8 @@ class Client(Protocol):
 
 
 async def classify(client: Client, ticket: str, retries: int = 1) -> str:
-    """Ask the model; if the reply cannot be parsed, ask again (at most `retries` times)."""
+    """Ask the model; if the reply cannot be parsed, ask again (at most `retries`
+    times)."""
     prompt = build_prompt(ticket)
     for attempt in range(retries + 1):
         reply = await client.complete(prompt)
@@ -132,29 +137,48 @@ class Client(Protocol):
 
 
 def run_pytest(*objects: Any, args: Sequence[str] = ()) -> None:
-    """Write `objects` (functions, fixtures) into test_lesson.py and run pytest on it."""
+    """Write `objects` (functions, fixtures) into test_lesson.py and run pytest on it.
+    """
     source = HEADER + "\n\n".join(inspect.getsource(obj) for obj in objects)
     (WORKDIR / "test_lesson.py").write_text(source, encoding="utf-8")
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     verbosity = [] if "-v" in args else ["-q"]
-    command = [sys.executable, "-m", "pytest", "test_lesson.py", *verbosity, "--no-header", "--tb=short",
-               "--color=no", "-p", "no:cacheprovider", "-p", "pytest_asyncio.plugin", "-p", "respx.plugin",
-               "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function", *args]
-    done = subprocess.run(command, cwd=WORKDIR, env=env, capture_output=True, text=True, check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "test_lesson.py",
+        *verbosity,
+        "--no-header",
+        "--tb=short",
+        "--color=no",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "pytest_asyncio.plugin",
+        "-p",
+        "respx.plugin",
+        "-o",
+        "asyncio_mode=auto",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+        *args,
+    ]
+    done = subprocess.run(
+        command, cwd=WORKDIR, env=env, capture_output=True, text=True, check=False
+    )
     report = re.sub(r" in \d+\.\d+s", "", done.stdout).replace(str(WORKDIR), "<tmp>")
     print(report.rstrip())
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 run_pytest(parse_label, test_parse_label_reads_json)
 
 # %% [markdown]
 # When an assertion fails, pytest shows both sides of the comparison, because it rewrites
 # `assert` statements when it imports a test file. No `assertEqual` needed:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def test_parse_label_is_case_insensitive() -> None:
     assert parse_label('{"label": "BUG"}') == "Bug"
 
@@ -183,8 +207,7 @@ test_parse_label_rejects_unknown_labels()
 # test (which stops at the first failure and hides the rest), `@pytest.mark.parametrize`
 # turns each row into its own test, reported separately. `ids=` names the rows:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 @pytest.mark.parametrize(
     ("reply", "label"),
     [
@@ -220,8 +243,7 @@ run_pytest(parse_label, test_parse_label_cases, args=["-v"])
 # - fixtures shared by many test files go in a `conftest.py`, which pytest loads on its
 #   own.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 @pytest.fixture(scope="module")
 def few_shot() -> list[tuple[str, str]]:
     print("\n[loading few-shot examples once]")
@@ -260,8 +282,7 @@ run_pytest(build_prompt, few_shot, prompt_file, test_prompt_lists_every_label,
 # | `capsys` | read what was printed |
 # | `tmp_path` | a scratch folder: caches, exported datasets, snapshot files |
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def api_key() -> str:
     key = os.environ.get("LLM_API_KEY", "")
     if not key.startswith("sk-"):
@@ -287,17 +308,19 @@ run_pytest(api_key, test_api_key_from_environment, test_missing_api_key_fails_fa
 # model output is a bug you will not see in production unless it logs; the test makes
 # sure it does.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import logging
 
 
 def label_or_default(reply: str, default: str = "question") -> str:
-    """The reply's label, or `default` (with a warning in the log) when the reply is unusable."""
+    """The reply's label, or `default` (with a warning in the log) when the reply is
+    unusable."""
     try:
         return parse_label(reply)
     except ValueError:
-        logging.getLogger("triage").warning("unusable reply, labelled %s: %r", default, reply[:40])
+        logging.getLogger("triage").warning(
+            "unusable reply, labelled %s: %r", default, reply[:40]
+        )
         return default
 
 
@@ -317,7 +340,13 @@ def test_progress_is_printed(capsys: Any) -> None:
     assert capsys.readouterr().out == "3/10 tickets labelled\n"
 
 
-run_pytest(parse_label, label_or_default, report_progress, test_fallback_is_logged, test_progress_is_printed)
+run_pytest(
+    parse_label,
+    label_or_default,
+    report_progress,
+    test_fallback_is_logged,
+    test_progress_is_printed,
+)
 
 # %% [markdown]
 # ## Markers: skip, xfail, and your own
@@ -330,11 +359,12 @@ run_pytest(parse_label, label_or_default, report_progress, test_fallback_is_logg
 # `[tool.pytest.ini_options] markers = [...]`) so a typo is an error under
 # `--strict-markers`.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 @pytest.mark.slow
 def test_many_tickets() -> None:
-    assert all(parse_label(f'{{"label": "{label}"}}') == label for label in LABELS * 1000)
+    assert all(
+        parse_label(f'{{"label": "{label}"}}') == label for label in LABELS * 1000
+    )
 
 
 @pytest.mark.xfail(reason="labels in other languages are not mapped yet", strict=True)
@@ -346,8 +376,13 @@ def test_quick() -> None:
     assert parse_label('{"label": "question"}') == "question"
 
 
-run_pytest(parse_label, test_many_tickets, test_german_label, test_quick,
-           args=["-m", "not slow", "-o", "markers=slow: takes seconds", "-rx"])
+run_pytest(
+    parse_label,
+    test_many_tickets,
+    test_german_label,
+    test_quick,
+    args=["-m", "not slow", "-o", "markers=slow: takes seconds", "-rx"],
+)
 
 # %% [markdown]
 # `strict=True` turns an unexpected pass into a failure, so the day someone fixes the
@@ -361,8 +396,7 @@ run_pytest(parse_label, test_many_tickets, test_german_label, test_quick,
 # this course does) and every `async def` test runs in a fresh event loop. Async
 # fixtures work the same way.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import asyncio
 
 
@@ -502,7 +536,9 @@ async def complete_over_http(http: httpx.AsyncClient, prompt: str) -> str:
         "model": "mock-gpt", "messages": [{"role": "user", "content": prompt}],
     })
     if response.status_code == 429:
-        raise RuntimeError(f"rate limited; retry after {response.headers.get('retry-after')} s")
+        raise RuntimeError(
+            f"rate limited; retry after {response.headers.get('retry-after')} s"
+        )
     response.raise_for_status()
     return str(response.json()["choices"][0]["message"]["content"])
 
@@ -512,9 +548,13 @@ async def test_request_and_reply_with_mock_transport() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         sent.append(request)
-        return httpx.Response(200, json={"choices": [{"message": {"content": '{"label": "bug"}'}}]})
+        return httpx.Response(
+            200, json={"choices": [{"message": {"content": '{"label": "bug"}'}}]}
+        )
 
-    async with httpx.AsyncClient(base_url="http://api.test", transport=httpx.MockTransport(handler)) as http:
+    async with httpx.AsyncClient(
+        base_url="http://api.test", transport=httpx.MockTransport(handler)
+    ) as http:
         assert await complete_over_http(http, "Crash on save") == '{"label": "bug"}'
     assert sent[0].url.path == "/v1/chat/completions"
     assert json.loads(sent[0].content)["messages"][0]["content"] == "Crash on save"
@@ -527,21 +567,26 @@ await test_request_and_reply_with_mock_transport()
 # `httpx` for the duration of a `with` block (or through its `respx_mock` fixture), and
 # each route records its calls:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import respx
 
 
 async def test_rate_limit_with_respx() -> None:
     with respx.mock(base_url="http://api.test") as router:
-        route = router.post("/v1/chat/completions").respond(429, headers={"Retry-After": "3"})
+        route = router.post("/v1/chat/completions").respond(
+            429, headers={"Retry-After": "3"}
+        )
         async with httpx.AsyncClient(base_url="http://api.test") as http:
             with pytest.raises(RuntimeError, match="retry after 3 s"):
                 await complete_over_http(http, "Crash on save")
     assert route.call_count == 1
 
 
-run_pytest(complete_over_http, test_request_and_reply_with_mock_transport, test_rate_limit_with_respx)
+run_pytest(
+    complete_over_http,
+    test_request_and_reply_with_mock_transport,
+    test_rate_limit_with_respx,
+)
 
 # %% [markdown]
 # ## Snapshot tests for prompts
@@ -555,8 +600,7 @@ run_pytest(complete_over_http, test_request_and_reply_with_mock_transport, test_
 # Libraries do this well (`syrupy`, `inline-snapshot`, which writes the value into the
 # test file itself). The mechanism fits in a fixture:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import difflib
 
 
@@ -570,14 +614,20 @@ def snapshot(request: Any) -> Any:
             return
         expected = path.read_text()
         if value != expected:
-            diff = "\n".join(difflib.unified_diff(expected.splitlines(), value.splitlines(), lineterm=""))
+            diff = "\n".join(
+                difflib.unified_diff(
+                    expected.splitlines(), value.splitlines(), lineterm=""
+                )
+            )
             pytest.fail(f"snapshot {path.name} changed:\n{diff}", pytrace=False)
 
     return check
 
 
 def test_prompt_snapshot(snapshot: Any) -> None:
-    snapshot(build_prompt("Refund my last invoice", [("The app crashes on login", "bug")]))
+    snapshot(
+        build_prompt("Refund my last invoice", [("The app crashes on login", "bug")])
+    )
 
 
 run_pytest(build_prompt, snapshot, test_prompt_snapshot)
@@ -586,10 +636,12 @@ print((WORKDIR / "snapshots" / "test_prompt_snapshot.txt").read_text())
 # %% [markdown]
 # The first run wrote the snapshot. Now someone "tidies" the instructions:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def build_prompt(ticket: str, examples: Sequence[tuple[str, str]] = ()) -> str:
-    lines = [f"Classify this ticket as {' or '.join(LABELS)}.", 'Reply as JSON: {"label": ...}.']
+    lines = [
+        f"Classify this ticket as {' or '.join(LABELS)}.",
+        'Reply as JSON: {"label": ...}.',
+    ]
     for text, label in examples:
         lines += ["", f"Ticket: {text}", f'Answer: {{"label": "{label}"}}']
     lines += ["", f"Ticket: {ticket.strip()}", "Answer:"]
@@ -627,17 +679,34 @@ class RecordingTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = self.real.handle_request(request)
         body = response.read()
-        self.cassette.append({
-            "method": request.method, "path": request.url.path, "request": json.loads(request.content),
-            "status": response.status_code, "response": json.loads(body),
-        })
-        return httpx.Response(response.status_code, headers=response.headers, content=body)
+        self.cassette.append(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "request": json.loads(request.content),
+                "status": response.status_code,
+                "response": json.loads(body),
+            }
+        )
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=body
+        )
 
 
 recorder = RecordingTransport()
-question = {"model": "mock-gpt", "messages": [{"role": "user", "content": "Classify: crash on save"}]}
-with LLMServer() as server, httpx.Client(base_url=server.base_url, transport=recorder) as http:
-    http.post("/v1/chat/completions", headers={"Authorization": f"Bearer {server.api_key}"}, json=question)
+question = {
+    "model": "mock-gpt",
+    "messages": [{"role": "user", "content": "Classify: crash on save"}],
+}
+with (
+    LLMServer() as server,
+    httpx.Client(base_url=server.base_url, transport=recorder) as http,
+):
+    http.post(
+        "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {server.api_key}"},
+        json=question,
+    )
 
 cassette_path = WORKDIR / "cassette.json"
 cassette_path.write_text(json.dumps(recorder.cassette, indent=2))
@@ -648,24 +717,29 @@ print(json.dumps(recorder.cassette[0]["response"], indent=2)[:400])
 # the repository, so a recorder must drop secrets (vcrpy's `filter_headers` does that).
 # Replaying needs no server at all:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def replay(path: Path) -> httpx.MockTransport:
     entries = json.loads(path.read_text())
 
     def handler(request: httpx.Request) -> httpx.Response:
         for entry in entries:
-            if (entry["method"], entry["path"]) == (request.method, request.url.path) and \
-                    entry["request"] == json.loads(request.content):
+            if (entry["method"], entry["path"]) == (
+                request.method,
+                request.url.path,
+            ) and entry["request"] == json.loads(request.content):
                 return httpx.Response(entry["status"], json=entry["response"])
-        return httpx.Response(500, json={"error": f"no recording for {request.method} {request.url.path}"})
+        return httpx.Response(
+            500, json={"error": f"no recording for {request.method} {request.url.path}"}
+        )
 
     return httpx.MockTransport(handler)
 
 
 with httpx.Client(base_url="http://replayed", transport=replay(cassette_path)) as http:
     replayed = http.post("/v1/chat/completions", json=question)
-    missing = http.post("/v1/chat/completions", json={"model": "mock-gpt", "messages": []})
+    missing = http.post(
+        "/v1/chat/completions", json={"model": "mock-gpt", "messages": []}
+    )
 print(replayed.status_code, replayed.json() == recorder.cassette[0]["response"])
 print(missing.status_code, missing.json())
 

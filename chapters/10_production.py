@@ -100,8 +100,7 @@ helpers.metadata["jupytext"] = {"notebook_metadata_filter": "-all"}  # no YAML h
 helpers_py = scratch / "prompt_helpers.py"
 jupytext.write(helpers, helpers_py, fmt="py:percent")
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(helpers_py.read_text())
 
 # %% [markdown]
@@ -109,8 +108,7 @@ print(helpers_py.read_text())
 # assignment `EXAMPLE = build_prompt(...)` is a definition, so it **does** run, on every
 # import: that is why a top-level assignment must never call an API.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from course.notebook import load_notebook
 
 module = load_notebook(helpers_py)
@@ -145,26 +143,37 @@ from nbformat.v4 import new_output
 def experiment(temperature: float, run: int) -> nbformat.NotebookNode:
     """A two-cell notebook as it looks after being run for the ``run``-th time."""
     code = f"TEMPERATURE = {temperature}\nscore = evaluate(TEMPERATURE)\nscore"
-    result = new_output("execute_result", data={"text/plain": f"{0.9 - temperature / 10:.3f}"},
-                        execution_count=run)
-    nb = new_notebook(cells=[
-        new_markdown_cell("Evaluate one temperature.", id="about"),
-        new_code_cell(code, id="run", execution_count=run, outputs=[result]),
-    ])
+    result = new_output(
+        "execute_result",
+        data={"text/plain": f"{0.9 - temperature / 10:.3f}"},
+        execution_count=run,
+    )
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("Evaluate one temperature.", id="about"),
+            new_code_cell(code, id="run", execution_count=run, outputs=[result]),
+        ]
+    )
     nb.metadata["jupytext"] = {"notebook_metadata_filter": "-all"}
     return nb
 
 
 def diff(old: str, new: str) -> list[str]:
-    return [line for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="")
-            if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    return [
+        line
+        for line in difflib.unified_diff(
+            old.splitlines(), new.splitlines(), lineterm=""
+        )
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 before, after = experiment(0.7, run=4), experiment(0.2, run=5)
 json_diff = diff(nbformat.writes(before), nbformat.writes(after))
-text_diff = diff(jupytext.writes(before, fmt="py:percent"), jupytext.writes(after, fmt="py:percent"))
+text_diff = diff(
+    jupytext.writes(before, fmt="py:percent"), jupytext.writes(after, fmt="py:percent")
+)
 print(f".ipynb: {len(json_diff)} changed lines")
 print("\n".join(json_diff))
 print(f"\npercent .py: {len(text_diff)} changed lines")
@@ -213,7 +222,9 @@ print("and keeps the last run's output until you re-run it:", last_output)
 # starts with is what makes a `.py` open as a notebook:
 
 # %%
-print("".join((ROOT / "chapters" / "10_production.py").read_text().splitlines(True)[:11]))
+print(
+    "".join((ROOT / "chapters" / "10_production.py").read_text().splitlines(True)[:11])
+)
 
 # %% [markdown]
 # ## 3. Stripping outputs: nbstripout
@@ -223,24 +234,29 @@ print("".join((ROOT / "chapters" / "10_production.py").read_text().splitlines(Tr
 # `os.environ` someone displayed while debugging. `nbstripout` removes outputs and
 # execution counts. Here is its Python API on a notebook whose output shows a key:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from nbstripout import strip_output
 
 leaky = experiment(0.2, run=9)
-leaky.cells[1].outputs = [new_output("stream", name="stdout", text="OPENAI_API_KEY=sk-live-...\n")]
+leaky.cells[1].outputs = [
+    new_output("stream", name="stdout", text="OPENAI_API_KEY=sk-live-...\n")
+]
 nbformat.write(leaky, scratch / "leaky.ipynb")
 
 clean = strip_output(leaky, keep_output=False, keep_count=False, keep_id=False)
 nbformat.write(clean, scratch / "clean.ipynb")
-print("outputs:", len(clean.cells[1].outputs), "| execution count:", clean.cells[1].execution_count)
+print(
+    "outputs:",
+    len(clean.cells[1].outputs),
+    "| execution count:",
+    clean.cells[1].execution_count,
+)
 
 # %% [markdown]
 # The command-line tool has a `--verify` mode that changes nothing and fails when a
 # notebook would be stripped. It is what CI runs:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 nbstripout_cli = str(Path(sys.executable).with_name("nbstripout"))
 verdict = subprocess.run([nbstripout_cli, "--verify", "leaky.ipynb", "clean.ipynb"],
                          cwd=scratch, capture_output=True, text=True)
@@ -268,7 +284,9 @@ print(verdict.stdout.strip(), "| exit status:", verdict.returncode)
 
 # %%
 demo_venv = scratch / "demo-venv"
-subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(demo_venv)], check=True)
+subprocess.run(
+    [sys.executable, "-m", "venv", "--without-pip", str(demo_venv)], check=True
+)
 print(sorted(p.name for p in demo_venv.iterdir()))
 print((demo_venv / "pyvenv.cfg").read_text())
 
@@ -277,11 +295,18 @@ print((demo_venv / "pyvenv.cfg").read_text())
 # to (or above) its executable, and points `sys.prefix` at the venv while
 # `sys.base_prefix` stays at the real installation:
 
-# %%
-# NBVAL_CHECK_OUTPUT
-probe = "import sys; print(sys.prefix != sys.base_prefix, sys.prefix.endswith('demo-venv'))"
-print(subprocess.run([str(demo_venv / "bin" / "python"), "-c", probe],
-                     capture_output=True, text=True, check=True).stdout)
+# %% tags=["nbval-check-output"]
+probe = (
+    "import sys; print(sys.prefix != sys.base_prefix, sys.prefix.endswith('demo-venv'))"
+)
+print(
+    subprocess.run(
+        [str(demo_venv / "bin" / "python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+)
 
 # %% [markdown]
 # Habits that save hours:
@@ -326,7 +351,9 @@ direct = [Requirement(line) for line in requirement_lines(ROOT / "requirements.i
 locked = [Requirement(line) for line in requirement_lines(ROOT / "requirements.txt")]
 pins = {canonicalize_name(r.name): str(r.specifier) for r in locked}
 
-assert all(spec.startswith("==") for spec in pins.values()), "every line of the lock is pinned"
+assert all(spec.startswith("==") for spec in pins.values()), (
+    "every line of the lock is pinned"
+)
 print(f"{len(direct)} direct dependencies; {len(pins)} pinned packages in the lock")
 for requirement in direct[:4]:
     print(f"  {requirement!s:<16} -> {pins[canonicalize_name(requirement.name)]}")
@@ -420,10 +447,11 @@ class Settings(BaseSettings):
 # For local development the variables live in a `.env` file: one `NAME=value` per line,
 # read at start-up.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 env_file = scratch / ".env"
-env_file.write_text("ANSWER_LLM_API_KEY=dev-key-for-the-mock\nANSWER_MODEL=mock-gpt-mini\n")
+env_file.write_text(
+    "ANSWER_LLM_API_KEY=dev-key-for-the-mock\nANSWER_MODEL=mock-gpt-mini\n"
+)
 
 settings = Settings(_env_file=env_file)
 print(settings)
@@ -434,8 +462,7 @@ print("the real value, when you ask for it:", settings.llm_api_key.get_secret_va
 # default without touching it. And a missing key fails at start-up, with a clear message,
 # rather than on the first request an hour later:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import os
 from unittest import mock
 
@@ -462,8 +489,7 @@ except ValidationError as exc:
 # file, often under `/run/secrets`. `pydantic-settings` reads the second kind with
 # `secrets_dir`, file name = variable name:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 secrets = scratch / "run-secrets"
 secrets.mkdir()
 (secrets / "answer_llm_api_key").write_text("key-from-the-secret-manager")
@@ -499,27 +525,39 @@ from course.devenv_checks import parse_dockerfile
 
 def copied(sources: list[str], files: dict[str, str]) -> str:
     """The content a COPY of ``sources`` takes from the build context ``files``."""
-    chosen = [name for name in sorted(files)
-              if any(src in (".", "./") or name == src or name.startswith(src.rstrip("/") + "/")
-                     for src in sources)]
+    chosen = [
+        name
+        for name in sorted(files)
+        if any(
+            src in (".", "./") or name == src or name.startswith(src.rstrip("/") + "/")
+            for src in sources
+        )
+    ]
     return "".join(name + files[name] for name in chosen)
 
 
-def rebuilt_steps(dockerfile: str, before: dict[str, str], after: dict[str, str]) -> None:
-    """Print each step of a one-stage Dockerfile: cached, or run again after the edit."""
+def rebuilt_steps(
+    dockerfile: str, before: dict[str, str], after: dict[str, str]
+) -> None:
+    """Print each step of a one-stage Dockerfile: cached, or run again after the edit.
+    """
     keys = {"before": "", "after": ""}
     for step in parse_dockerfile(dockerfile).stages[0].instructions:
         for label, files in (("before", before), ("after", after)):
-            extra = copied(step.value.split()[:-1], files) if step.keyword == "COPY" else ""
+            extra = (
+                copied(step.value.split()[:-1], files) if step.keyword == "COPY" else ""
+            )
             material = keys[label] + step.keyword + step.value + extra
             keys[label] = hashlib.sha256(material.encode()).hexdigest()
         verdict = "cached" if keys["before"] == keys["after"] else "RE-RUN"
         print(f"{verdict:>7}  {step.keyword} {step.value}")
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
-context = {"requirements.txt": "fastapi==0.165.0\n", "app/main.py": "TEMPERATURE = 0.7\n"}
+# %% tags=["nbval-check-output"]
+context = {
+    "requirements.txt": "fastapi==0.165.0\n",
+    "app/main.py": "TEMPERATURE = 0.7\n",
+}
 edited = {**context, "app/main.py": "TEMPERATURE = 0.2\n"}
 
 copy_all_first = """\
@@ -536,8 +574,7 @@ rebuilt_steps(copy_all_first, context, edited)
 # file on its own first, install, *then* copy the code. The install now depends only on
 # `requirements.txt`, so it reruns only when the lock changes:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 lock_first = """\
 FROM python:3.12-slim
 WORKDIR /srv
@@ -604,8 +641,7 @@ CMD ["python", "-m", "evals.worker"]
 # maintained parser, not regular expressions) and checks the points of this section; the
 # exercises are graded with it:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from course.devenv_checks import check_dockerfile, report
 
 print(report(check_dockerfile(worker_dockerfile)))
@@ -618,11 +654,11 @@ print(report(check_dockerfile(worker_dockerfile)))
 # history`, copied files by unpacking a layer. Deleting the line in a later layer hides
 # nothing. The checker names the line and the fix:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 leaky_dockerfile = worker_dockerfile.replace(
     "FROM python:3.12-slim\n",
-    "FROM python:3.12-slim\nARG HF_TOKEN\nENV OPENAI_API_KEY=sk-abcdefghijklmnopqrstuv\n",
+    "FROM python:3.12-slim\nARG HF_TOKEN\nENV "
+    "OPENAI_API_KEY=sk-abcdefghijklmnopqrstuv\n",
 )
 print(report(check_dockerfile(leaky_dockerfile)))
 
@@ -660,8 +696,7 @@ print(report(check_dockerfile(leaky_dockerfile)))
 # Here is a first attempt at the worker's compose file, and what the checker says about
 # it. Each message is one of the points above:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from course.devenv_checks import check_compose
 
 first_try = """\
@@ -722,8 +757,7 @@ print(report(check_makefile(makefile_text)))
 # file must be declared `.PHONY`, or the day a folder called `test` exists, `make test`
 # says "up to date" and does nothing:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 spaced = ("dev:\n    docker compose up --build\n"
           ".PHONY: dev test lint\ntest:\n\tpytest\nlint:\n\truff check .\n")
 print(report(check_makefile(spaced)))

@@ -67,18 +67,24 @@ KEYWORDS = {
 
 
 def support_model(prompt: str) -> str:
-    """Plays the LLM: triages the ticket in the prompt by keywords and answers in JSON."""
+    """Plays the LLM: triages the ticket in the prompt by keywords and answers in JSON.
+    """
     ticket = prompt.split("Ticket:", 1)[1].split("\n", 1)[0].strip()
     text = ticket.lower()
     if "xyzzy" in text or ("lorem" in text and "was not valid" not in prompt):
         return "Happy to help! Could you tell me a little more about the problem?"
-    label = next((name for name, words in KEYWORDS.items() if any(w in text for w in words)), "question")
-    answer = json.dumps({
-        "label": label.capitalize() if label == "account" else label,
-        "priority": "urgent" if "asap" in text else "normal",
-        "summary": ticket.split(".")[0][:60],
-        "needs_human": label == "billing",
-    })
+    label = next(
+        (name for name, words in KEYWORDS.items() if any(w in text for w in words)),
+        "question",
+    )
+    answer = json.dumps(
+        {
+            "label": label.capitalize() if label == "account" else label,
+            "priority": "urgent" if "asap" in text else "normal",
+            "summary": ticket.split(".")[0][:60],
+            "needs_human": label == "billing",
+        }
+    )
     return f"Here is the triage:\n```json\n{answer}\n```" if label == "bug" else answer
 
 
@@ -138,7 +144,8 @@ class TicketOutcome(BaseModel):
     ticket_id: str
     triage: Triage | None = None
     error: str | None = None
-    """The kind of the last error (``rate_limited``, ``invalid_output``...) when it failed."""
+    """The kind of the last error (``rate_limited``, ``invalid_output``...) when it
+    failed."""
     attempts: int
     request_ids: list[str] = Field(default_factory=list)
 
@@ -165,7 +172,9 @@ class TriageReport(BaseModel):
     @computed_field
     @property
     def by_label(self) -> dict[str, int]:
-        return dict(sorted(Counter(o.triage.label for o in self.outcomes if o.triage).items()))
+        return dict(
+            sorted(Counter(o.triage.label for o in self.outcomes if o.triage).items())
+        )
 
     @computed_field
     @property
@@ -214,21 +223,23 @@ class TriageSettings(BaseSettings):
 # In production the values come from the environment (set by the platform, never
 # committed). Set a few here, and see the key stay masked:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 import os
 
-os.environ.update({"TRIAGE_API_KEY": "sk-live-0123456789", "TRIAGE_MAX_CONCURRENCY": "8"})
+os.environ.update(
+    {"TRIAGE_API_KEY": "sk-live-0123456789", "TRIAGE_MAX_CONCURRENCY": "8"}
+)
 settings = TriageSettings()
-print(settings.max_concurrency, type(settings.max_concurrency).__name__, settings.api_key)
+print(
+    settings.max_concurrency, type(settings.max_concurrency).__name__, settings.api_key
+)
 print(repr(settings)[:80], "...")
 
 # %% [markdown]
 # And a bad value stops the service before it does anything, with a message that names
 # the variable and leaves the input out (it could be the key):
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from pydantic import ValidationError
 
 os.environ["TRIAGE_MAX_CONCURRENCY"] = "0"
@@ -250,16 +261,25 @@ for name in ("TRIAGE_API_KEY", "TRIAGE_MAX_CONCURRENCY"):
 
 # %%
 SYSTEM = (
-    "You triage customer support tickets. Answer with one JSON object and nothing else, "
+    "You triage customer support tickets. Answer with one JSON object and nothing "
+    "else, "
     f"matching this JSON Schema: {json.dumps(Triage.model_json_schema())}"
 )
 
 
 def build_prompt(ticket: Ticket, feedback: str | None = None) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Ticket: {ticket.text}"}]
+    messages = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": f"Ticket: {ticket.text}"},
+    ]
     if feedback:
-        messages.append({"role": "user", "content": f"Your last answer was not valid ({feedback}). "
-                                                    "Answer again with the JSON object only."})
+        messages.append(
+            {
+                "role": "user",
+                "content": f"Your last answer was not valid ({feedback}). "
+                "Answer again with the JSON object only.",
+            }
+        )
     return messages
 
 
@@ -293,7 +313,8 @@ class InvalidOutput(RetryableError):
 
 
 def extract_json(text: str) -> Any:
-    """The first JSON value in a model's answer: the whole text, a fenced block, or inside prose."""
+    """The first JSON value in a model's answer: the whole text, a fenced block, or
+    inside prose."""
     candidates = [text.strip(), *(m.group(1) for m in FENCE.finditer(text))]
     candidates += [text[i:] for i, char in enumerate(text) if char == "{"]
     for candidate in candidates:
@@ -312,17 +333,23 @@ def parse_triage(text: str) -> Triage:
     try:
         return Triage.model_validate(data)
     except ValidationError as exc:
-        problems = ", ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['type']}" for e in exc.errors())
-        raise InvalidOutput(f"the answer does not match the schema: {problems}") from exc
+        problems = ", ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['type']}"
+            for e in exc.errors()
+        )
+        raise InvalidOutput(
+            f"the answer does not match the schema: {problems}"
+        ) from exc
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
-for answer in ('{"label": "Bug", "priority": "high", "summary": "Crash", "needs_human": false}',
-               'Sure!\n```json\n{"label": "billing", "priority": "low", "summary": "Refund", '
-               '"needs_human": true}\n```',
-               '{"label": "complaint", "priority": "soon", "summary": "", "needs_human": false}',
-               "I think this is a billing question."):
+# %% tags=["nbval-check-output"]
+for answer in (
+    '{"label": "Bug", "priority": "high", "summary": "Crash", "needs_human": false}',
+    'Sure!\n```json\n{"label": "billing", "priority": "low", "summary": "Refund", '
+    '"needs_human": true}\n```',
+    '{"label": "complaint", "priority": "soon", "summary": "", "needs_human": false}',
+    "I think this is a billing question.",
+):
     try:
         print("ok     ", parse_triage(answer))
     except InvalidOutput as exc:
@@ -370,8 +397,13 @@ class BadRequest(TriageError):
 def error_for(response: httpx.Response) -> TriageError:
     status = response.status_code
     if status == 429:
-        retry_ms, retry_s = response.headers.get("retry-after-ms"), response.headers.get("retry-after")
-        after = float(retry_ms) / 1000 if retry_ms else float(retry_s) if retry_s else None
+        retry_ms, retry_s = (
+            response.headers.get("retry-after-ms"),
+            response.headers.get("retry-after"),
+        )
+        after = (
+            float(retry_ms) / 1000 if retry_ms else float(retry_s) if retry_s else None
+        )
         return RateLimited(f"HTTP 429 (retry after {after}s)", retry_after=after)
     if status >= 500 or status in (408, 409):
         return ServerError(f"HTTP {status}")
@@ -399,21 +431,25 @@ from collections.abc import AsyncIterator
 
 
 class LLMClient:
-    """Streams chat completions from an OpenAI-style API; raises the service's errors."""
+    """Streams chat completions from an OpenAI-style API; raises the service's errors.
+    """
 
     def __init__(self, settings: TriageSettings, http: httpx.AsyncClient) -> None:
         self.settings = settings
         self.http = http
 
-    async def stream(self, messages: list[dict[str, str]], request_id: str) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: list[dict[str, str]], request_id: str
+    ) -> AsyncIterator[str]:
         settings = self.settings
         secret = settings.api_key.get_secret_value()
         headers = {"Authorization": f"Bearer {secret}", "X-Request-ID": request_id}
         body = {"model": settings.model, "messages": messages, "stream": True}
         url = f"{settings.base_url}/v1/chat/completions"
         try:
-            async with self.http.stream("POST", url, json=body, headers=headers,
-                                        timeout=settings.timeout_s) as response:
+            async with self.http.stream(
+                "POST", url, json=body, headers=headers, timeout=settings.timeout_s
+            ) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise error_for(response)
@@ -444,15 +480,17 @@ class LLMClient:
 # %% [markdown]
 # Try it on its own, with one good ticket and one dropped stream:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 http = httpx.AsyncClient()  # one client for the whole service: it pools connections
 demo_settings = TriageSettings(base_url=server.base_url, api_key=server.api_key)
 client = LLMClient(demo_settings, http)
 ticket = Ticket(id="T-1", text="I was charged twice for my March invoice.")
 print(await client.complete(build_prompt(ticket), request_id="demo-1"))
 
-broken = LLMClient(demo_settings.model_copy(update={"base_url": server.url("drop_stream:after=3")}), http)
+broken = LLMClient(
+    demo_settings.model_copy(update={"base_url": server.url("drop_stream:after=3")}),
+    http,
+)
 try:
     await broken.complete(build_prompt(ticket), request_id="demo-2")
 except StreamBroken as exc:
@@ -478,7 +516,8 @@ from types import TracebackType
 
 
 class TokenBucket:
-    """Allows ``rate`` starts per second on average, and bursts of up to ``capacity``."""
+    """Allows ``rate`` starts per second on average, and bursts of up to ``capacity``.
+    """
 
     def __init__(self, rate: float, capacity: float) -> None:
         self.rate, self.capacity = rate, capacity
@@ -487,7 +526,9 @@ class TokenBucket:
     async def acquire(self) -> None:
         while True:
             now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.tokens = min(
+                self.capacity, self.tokens + (now - self.updated) * self.rate
+            )
             self.updated = now
             if self.tokens >= 1:
                 self.tokens -= 1
@@ -510,8 +551,12 @@ class RateGate:
             self.slots.release()
             raise
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.slots.release()
 
 
@@ -568,10 +613,18 @@ def make_logger(stream: io.TextIOBase) -> Any:
 class Telemetry:
     def __init__(self, log: Any, registry: CollectorRegistry) -> None:
         self.log = log
-        self.calls = PromCounter("triage_llm_calls", "LLM calls by outcome.", ["outcome"], registry=registry)
-        self.latency = Histogram("triage_llm_call_seconds", "LLM call latency.",
-                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=registry)
-        self.tickets = PromCounter("triage_tickets", "Tickets by outcome.", ["outcome"], registry=registry)
+        self.calls = PromCounter(
+            "triage_llm_calls", "LLM calls by outcome.", ["outcome"], registry=registry
+        )
+        self.latency = Histogram(
+            "triage_llm_call_seconds",
+            "LLM call latency.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.tickets = PromCounter(
+            "triage_tickets", "Tickets by outcome.", ["outcome"], registry=registry
+        )
 
     def call_finished(self, outcome: str, seconds: float) -> None:
         self.calls.labels(outcome=outcome).inc()
@@ -582,8 +635,14 @@ class Telemetry:
     def ticket_finished(self, outcome: TicketOutcome) -> None:
         self.tickets.labels(outcome="ok" if outcome.ok else str(outcome.error)).inc()
         label = outcome.triage.label if outcome.triage else None
-        self.log.info("ticket.done", ticket_id=outcome.ticket_id, ok=outcome.ok, attempts=outcome.attempts,
-                      error=outcome.error, label=label)
+        self.log.info(
+            "ticket.done",
+            ticket_id=outcome.ticket_id,
+            ok=outcome.ok,
+            attempts=outcome.attempts,
+            error=outcome.error,
+            label=label,
+        )
 
 
 # %% [markdown]
@@ -616,8 +675,13 @@ from structlog.contextvars import bound_contextvars
 
 
 class TriageService:
-    def __init__(self, settings: TriageSettings, http: httpx.AsyncClient, telemetry: Telemetry,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: TriageSettings,
+        http: httpx.AsyncClient,
+        telemetry: Telemetry,
+        rng: random.Random | None = None,
+    ) -> None:
         self.settings = settings
         self.client = LLMClient(settings, http)
         self.gate = RateGate(settings.max_concurrency, settings.requests_per_second)
@@ -625,7 +689,10 @@ class TriageService:
         self.rng = rng or random.Random()
 
     def backoff(self, attempt: int) -> float:
-        cap = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempt - 1))
+        cap = min(
+            self.settings.backoff_max_s,
+            self.settings.backoff_base_s * 2 ** (attempt - 1),
+        )
         return self.rng.uniform(0, cap)
 
     async def triage_one(self, ticket: Ticket) -> TicketOutcome:
@@ -634,27 +701,48 @@ class TriageService:
         for attempt in range(1, self.settings.max_attempts + 1):
             request_id = f"{ticket.id}-{attempt}"
             request_ids.append(request_id)
-            with bound_contextvars(ticket_id=ticket.id, request_id=request_id, attempt=attempt):
+            with bound_contextvars(
+                ticket_id=ticket.id, request_id=request_id, attempt=attempt
+            ):
                 try:
                     async with self.gate:
-                        start = time.perf_counter()  # the provider's time, not the queue's
-                        text = await self.client.complete(build_prompt(ticket, feedback), request_id)
+                        # the provider's time, not the queue's
+                        start = time.perf_counter()
+                        text = await self.client.complete(
+                            build_prompt(ticket, feedback), request_id
+                        )
                     triage = parse_triage(text)
                 except TriageError as exc:
                     error = exc
                     self.telemetry.call_finished(exc.kind, time.perf_counter() - start)
                 else:
                     self.telemetry.call_finished("ok", time.perf_counter() - start)
-                    return self._finish(TicketOutcome(ticket_id=ticket.id, triage=triage, attempts=attempt,
-                                                      request_ids=request_ids))
-            if not isinstance(error, RetryableError) or attempt == self.settings.max_attempts:
+                    return self._finish(
+                        TicketOutcome(
+                            ticket_id=ticket.id,
+                            triage=triage,
+                            attempts=attempt,
+                            request_ids=request_ids,
+                        )
+                    )
+            if (
+                not isinstance(error, RetryableError)
+                or attempt == self.settings.max_attempts
+            ):
                 break
             if isinstance(error, InvalidOutput):
                 feedback = str(error)
             wait = error.retry_after if isinstance(error, RateLimited) else None
-            await asyncio.sleep(wait if wait is not None else self.backoff(attempt))  # outside the gate
-        return self._finish(TicketOutcome(ticket_id=ticket.id, error=error.kind, attempts=attempt,
-                                          request_ids=request_ids))
+            # outside the gate
+            await asyncio.sleep(wait if wait is not None else self.backoff(attempt))
+        return self._finish(
+            TicketOutcome(
+                ticket_id=ticket.id,
+                error=error.kind,
+                attempts=attempt,
+                request_ids=request_ids,
+            )
+        )
 
     def _finish(self, outcome: TicketOutcome) -> TicketOutcome:
         self.telemetry.ticket_finished(outcome)
@@ -670,8 +758,11 @@ class TriageService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def run(self, tickets: Sequence[Ticket],
-                  on_progress: Callable[[int, int, TicketOutcome], None] | None = None) -> TriageReport:
+    async def run(
+        self,
+        tickets: Sequence[Ticket],
+        on_progress: Callable[[int, int, TicketOutcome], None] | None = None,
+    ) -> TriageReport:
         if len({t.id for t in tickets}) != len(tickets):
             raise ValueError("ticket IDs must be unique within a batch")
         batch_id = uuid.uuid4().hex[:8]
@@ -682,8 +773,12 @@ class TriageService:
                 done[outcome.ticket_id] = outcome
                 if on_progress:
                     on_progress(len(done), len(tickets), outcome)
-            report = TriageReport(batch_id=batch_id, outcomes=[done[t.id] for t in tickets])
-            self.telemetry.log.info("batch.end", succeeded=report.succeeded, failed=report.failed)
+            report = TriageReport(
+                batch_id=batch_id, outcomes=[done[t.id] for t in tickets]
+            )
+            self.telemetry.log.info(
+                "batch.end", succeeded=report.succeeded, failed=report.failed
+            )
         return report
 
 
@@ -697,7 +792,9 @@ class TriageService:
 
 # %%
 TICKETS = [
-    Ticket(id="T-101", text="I was charged twice for my March invoice. Please refund one."),
+    Ticket(
+        id="T-101", text="I was charged twice for my March invoice. Please refund one."
+    ),
     Ticket(id="T-102", text="The export button crashes with error 500, asap please."),
     Ticket(id="T-103", text="I cannot log in since the password reset."),
     Ticket(id="T-104", text="Do you offer a discount for charities?"),
@@ -708,17 +805,28 @@ TICKETS = [
 ]
 
 
-def make_service(base_url: str, **overrides: Any) -> tuple[TriageService, io.StringIO, CollectorRegistry]:
-    settings = TriageSettings(base_url=base_url, api_key=server.api_key, backoff_base_s=0.02,
-                              requests_per_second=50, **overrides)
+def make_service(
+    base_url: str, **overrides: Any
+) -> tuple[TriageService, io.StringIO, CollectorRegistry]:
+    settings = TriageSettings(
+        base_url=base_url,
+        api_key=server.api_key,
+        backoff_base_s=0.02,
+        requests_per_second=50,
+        **overrides,
+    )
     logs, registry = io.StringIO(), CollectorRegistry()
-    service = TriageService(settings, http, Telemetry(make_logger(logs), registry), rng=random.Random(11))
+    service = TriageService(
+        settings, http, Telemetry(make_logger(logs), registry), rng=random.Random(11)
+    )
     return service, logs, registry
 
 
 def show_progress(done: int, total: int, outcome: TicketOutcome) -> None:
     result = outcome.triage.label if outcome.triage else f"FAILED ({outcome.error})"
-    print(f"[{done}/{total}] {outcome.ticket_id}: {result}, {outcome.attempts} attempt(s)")
+    print(
+        f"[{done}/{total}] {outcome.ticket_id}: {result}, {outcome.attempts} attempt(s)"
+    )
 
 
 # %%
@@ -730,14 +838,19 @@ report = await service.run(TICKETS, on_progress=show_progress)
 # The progress lines arrive in completion order, which changes from run to run. The
 # report is in input order and does not:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for outcome in report.outcomes:
     if outcome.triage:
         t = outcome.triage
-        print(f"{outcome.ticket_id} {t.label:9} {t.priority:7} human={t.needs_human!s:5} {t.summary!r}")
+        print(
+            f"{outcome.ticket_id} {t.label:9} {t.priority:7} "
+            f"human={t.needs_human!s:5} {t.summary!r}"
+        )
     else:
-        print(f"{outcome.ticket_id} failed: {outcome.error} after {outcome.attempts} attempts")
+        print(
+            f"{outcome.ticket_id} failed: {outcome.error} after {outcome.attempts} "
+            "attempts"
+        )
 print(report.model_dump(include={"succeeded", "failed", "by_label", "errors"}))
 
 # %% [markdown]
@@ -751,25 +864,33 @@ print(report.model_dump(include={"succeeded", "failed", "by_label", "errors"}))
 # Every line is JSON, so the logs are data you can filter. Here is T-105's story, pulled
 # out of the interleaved lines of the whole batch by its `ticket_id`:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 events = [json.loads(line) for line in logs.getvalue().splitlines()]
-print(len(events), "lines, all from batch", {e["batch_id"] for e in events} == {report.batch_id})
+print(
+    len(events),
+    "lines, all from batch",
+    {e["batch_id"] for e in events} == {report.batch_id},
+)
 for event in events:
     if event.get("ticket_id") == "T-105":
-        fields = {k: event[k] for k in ("request_id", "outcome", "attempts", "label") if k in event}
+        fields = {
+            k: event[k]
+            for k in ("request_id", "outcome", "attempts", "label")
+            if k in event
+        }
         print(f"{event['level']:8} {event['event']:11} {fields}")
 
 # %% [markdown]
 # And the request IDs in those lines are the ones the provider received, so one search
 # on either side finds the other. The local server keeps a log of what it saw:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for record in server.log:
     if record.request_id.startswith("T-105"):
         print(record.request_id, record.status, "streamed" if record.streamed else "")
-print("never more than 4 requests in flight:", max(r.in_flight for r in server.log) <= 4)
+print(
+    "never more than 4 requests in flight:", max(r.in_flight for r in server.log) <= 4
+)
 
 # %% [markdown]
 # ### What the metrics say
@@ -777,13 +898,14 @@ print("never more than 4 requests in flight:", max(r.in_flight for r in server.l
 # Logs tell one ticket's story; metrics count all of them. A test (or a dashboard) reads
 # them from the registry:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for outcome in ("ok", "invalid_output"):
     calls = registry.get_sample_value("triage_llm_calls_total", {"outcome": outcome})
     tickets = registry.get_sample_value("triage_tickets_total", {"outcome": outcome})
     print(f"outcome={outcome:15} calls={calls:.0f} tickets={tickets:.0f}")
-print("latency observations:", registry.get_sample_value("triage_llm_call_seconds_count"))
+print(
+    "latency observations:", registry.get_sample_value("triage_llm_call_seconds_count")
+)
 
 # %% [markdown]
 # In a deployed service a `/metrics` route returns `generate_latest(registry)`, as in
@@ -797,8 +919,7 @@ print("latency observations:", registry.get_sample_value("triage_llm_call_second
 # reads from `stream` and stops. `aclosing` closes the generator on the way out, and
 # nothing is left running:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 from contextlib import aclosing
 
 service, _, _ = make_service(server.base_url)
@@ -807,8 +928,15 @@ async with aclosing(service.stream(TICKETS)) as outcomes:
     async for outcome in outcomes:
         read.append(outcome)
         break
-still_running = [t for t in asyncio.all_tasks() if "triage_one" in getattr(t.get_coro(), "__qualname__", "")]
-print(f"read {len(read)} of {len(TICKETS)} outcomes; triage tasks still running: {len(still_running)}")
+still_running = [
+    t
+    for t in asyncio.all_tasks()
+    if "triage_one" in getattr(t.get_coro(), "__qualname__", "")
+]
+print(
+    f"read {len(read)} of {len(TICKETS)} outcomes; triage tasks still running: "
+    f"{len(still_running)}"
+)
 
 # %% [markdown]
 # ## Under fire
@@ -823,7 +951,10 @@ def retries_by_kind(registry: CollectorRegistry) -> dict[str, int]:
     found = {}
     for metric in registry.collect():
         for sample in metric.samples:
-            if sample.name == "triage_llm_calls_total" and sample.labels["outcome"] != "ok":
+            if (
+                sample.name == "triage_llm_calls_total"
+                and sample.labels["outcome"] != "ok"
+            ):
                 found[sample.labels["outcome"]] = int(sample.value)
     return dict(sorted(found.items()))
 
@@ -833,13 +964,15 @@ async def under_fire(scenario: str, **overrides: Any) -> TriageReport:
     key = f"fire-{uuid.uuid4().hex[:6]}"
     service, _, registry = make_service(server.url(scenario, key=key), **overrides)
     report = await service.run([t for t in TICKETS if t.id != "T-107"])
-    print(f"{scenario:42} ok={report.succeeded} failed={report.failed} requests={len(server.log):2} "
-          f"failed calls={retries_by_kind(registry)}")
+    print(
+        f"{scenario:42} ok={report.succeeded} failed={report.failed} "
+        f"requests={len(server.log):2} "
+        f"failed calls={retries_by_kind(registry)}"
+    )
     return report
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 await under_fire("fail_first:3:503")
 await under_fire("fail_first:2:rate_limited:retry_after=0.05")
 await under_fire("fail_first:2:drop_stream:after=3")
@@ -895,7 +1028,9 @@ print(f"{time.perf_counter() - start:.2f}s for {len(server.log)} requests; "
 # %%
 async def test_a_dropped_stream_is_retried(server: LLMServer) -> None:
     key = f"test-{uuid.uuid4().hex[:8]}"
-    service, _, _ = make_service(server.url("fail_first:1:drop_stream:after=3", key=key))
+    service, _, _ = make_service(
+        server.url("fail_first:1:drop_stream:after=3", key=key)
+    )
     async with asyncio.timeout(5):
         report = await service.run([Ticket(id="T-1", text="The app crashes on start.")])
     outcome = report.outcomes[0]
@@ -908,15 +1043,23 @@ async def test_concurrency_is_capped(server: LLMServer) -> None:
     key = f"test-{uuid.uuid4().hex[:8]}"
     service, _, _ = make_service(server.url("latency:50ms", key=key), max_concurrency=3)
     async with asyncio.timeout(5):
-        await service.run([Ticket(id=f"T-{i}", text="Where is my invoice?") for i in range(9)])
+        await service.run(
+            [Ticket(id=f"T-{i}", text="Where is my invoice?") for i in range(9)]
+        )
     peak = max(r.in_flight for r in server.log if r.key == key)
-    assert peak == 3, f"expected 3 requests in flight at most (and at some point), saw {peak}"
+    assert peak == 3, (
+        f"expected 3 requests in flight at most (and at some point), saw {peak}"
+    )
 
 
 def test_parse_triage_accepts_every_wrapping() -> None:
-    body = '{"label": "bug", "priority": "low", "summary": "Typo", "needs_human": false}'
+    body = (
+        '{"label": "bug", "priority": "low", "summary": "Typo", "needs_human": false}'
+    )
     for wrapped in (body, f"```json\n{body}\n```", f"Sure! {body} Anything else?"):
-        assert parse_triage(wrapped) == Triage(label="bug", priority="low", summary="Typo", needs_human=False)
+        assert parse_triage(wrapped) == Triage(
+            label="bug", priority="low", summary="Typo", needs_human=False
+        )
 
 
 for test in (test_a_dropped_stream_is_retried, test_concurrency_is_capped):

@@ -13,7 +13,8 @@ and becomes, in ``exercises/``::
         raise NotImplementedError("Write count_tokens(): see the instructions above.")
 
 Lines inside the region that start with ``# STUB:`` replace the ``raise`` when a stub
-needs a different shape (a class attribute, a starting value). A whole cell tagged
+needs a different shape (a class attribute, a starting value); spaces after ``# STUB: ``
+indent a stub line further. A whole cell tagged
 ``solution`` (say, a markdown cell that discusses the answer) is left out of the exercise.
 """
 
@@ -30,6 +31,7 @@ from course import ROOT, stubs
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
 STUB = "# STUB:"
+WIDTH = 88  # the book's code column; see the ruff check in `course test`
 _CELL_MARKER = re.compile(r"^# %%")
 _SOLUTION_CELL = re.compile(r"^# %%.*tags=\[[^\]]*\"solution\"")
 _DEFINITION = re.compile(r"^(\s*)(?:async\s+)?(def|class)\s+(\w+)")
@@ -49,8 +51,13 @@ class StaleFile:
     reason: str
 
 
-def make_exercise(solution_text: str, source_name: str = "solution") -> str:
-    """Return the exercise version of one solution notebook's text."""
+def make_exercise(
+    solution_text: str,
+    source_name: str = "solution",
+    next_chapter: tuple[str, str] | None = None,
+) -> str:
+    """Return the exercise version of one solution notebook's text, ending with what to do
+    next (``next_chapter``: the following chapter's slug and title, if there is one)."""
     out: list[str] = []
     region_start: int | None = None
     region_indent = ""
@@ -75,12 +82,15 @@ def make_exercise(solution_text: str, source_name: str = "solution") -> str:
         if stripped == END:
             if region_start is None:
                 raise GenerateError(f"{source_name}:{number}: {END} without {BEGIN}")
-            out.extend(stub_lines or [region_indent + _raise_line(enclosing)])
+            out.extend(stub_lines or _raise_lines(region_indent, enclosing))
             region_start = None
             continue
         if region_start is not None:
             if stripped.startswith(STUB):
-                stub_lines.append(region_indent + stripped[len(STUB):].strip())
+                # One space after the marker is the separator; more is the stub's own
+                # indentation, so a stub can span lines (a def and its body).
+                stub = stripped[len(STUB):]
+                stub_lines.append(region_indent + stub.removeprefix(" ").rstrip())
             continue
         match = _DEFINITION.match(line)
         if match:
@@ -91,7 +101,16 @@ def make_exercise(solution_text: str, source_name: str = "solution") -> str:
     if region_start is not None:
         raise GenerateError(f"{source_name}:{region_start}: {BEGIN} has no {END}")
     text = "\n".join(out) + "\n"
-    return _insert_note(text)
+    return _insert_note(text) + what_next(Path(source_name).stem, next_chapter)
+
+
+def _raise_lines(indent: str, enclosing: list[tuple[int, str]]) -> list[str]:
+    """The stub's ``raise``, on one line if it fits the book's 88 columns."""
+    line = indent + _raise_line(enclosing)
+    if len(line) <= WIDTH:
+        return [line]
+    message = line.strip().removeprefix("raise NotImplementedError(").removesuffix(")")
+    return [f"{indent}raise NotImplementedError(", f"{indent}    {message}", f"{indent})"]
 
 
 def _raise_line(enclosing: list[tuple[int, str]]) -> str:
@@ -104,13 +123,46 @@ def _raise_line(enclosing: list[tuple[int, str]]) -> str:
 
 
 def _insert_note(text: str) -> str:
-    """Put the 'generated' note after the Jupytext YAML header, where Jupyter shows it."""
+    """Put the 'generated' note after the Jupytext YAML header, where Jupyter shows it
+    (and the book does not)."""
     if text.startswith("# ---\n"):
         end = text.find("\n# ---\n", 5)
         if end != -1:
             cut = end + len("\n# ---\n")
-            return text[:cut] + "\n# %% [markdown]\n" + GENERATED_NOTE.replace("# ", "# > ", 1) + text[cut:]
+            # remove-cell: a note for whoever edits the file, kept out of the book's page.
+            note = GENERATED_NOTE.replace("# ", "# > ", 1)
+            return text[:cut] + '\n# %% [markdown] tags=["remove-cell"]\n' + note + text[cut:]
     return GENERATED_NOTE + text
+
+
+def what_next(slug: str, next_chapter: tuple[str, str] | None) -> str:
+    """The cell that ends every exercise notebook: how to check it, then where to go."""
+    onward = (
+        f"# - Then go on to the next chapter:\n#   [{next_chapter[1]}](../chapters/{next_chapter[0]})."
+        if next_chapter
+        else "# - That was the last chapter: `course progress` shows what you have passed, and\n"
+        "#   the [appendix](../appendix/cheat_sheet) gathers the course on one page."
+    )
+    return (
+        "\n# %% [markdown]\n"
+        "# ## What next\n"
+        "#\n"
+        "# - Run each `check(\"...\")` cell above: it runs that exercise's tests and says what\n"
+        "#   passes and what a failing test expected.\n"
+        f"# - From a terminal, `course check {slug}` grades the whole chapter the way the\n"
+        "#   grader will (see [Checking and grading your work](../grading)).\n"
+        f"{onward}\n"
+    )
+
+
+def _chapter_heading(root: Path, slug: str) -> str:
+    """``Chapter 5. Pydantic and the trust boundary`` from the chapter's first heading."""
+    path = root / "chapters" / f"{slug}.py"
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("# # "):
+                return "Chapter " + line.removeprefix("# # ").strip()
+    return f"chapter {slug}"
 
 
 def expected_exercises(root: Path = ROOT) -> dict[Path, str]:
@@ -121,10 +173,14 @@ def expected_exercises(root: Path = ROOT) -> dict[Path, str]:
             "from, and exercises/ is the learner's to edit"
         )
     expected = {}
+    chapters = sorted(path.stem for path in (root / "chapters").glob("*.py"))
     for solution in sorted((root / "solutions").glob("*.py")):
         name = str(solution.relative_to(root))
+        # The next chapter of the book (not of solutions/): its link ends this exercise.
+        following = next((slug for slug in chapters if slug > solution.stem), None)
+        onward = (following, _chapter_heading(root, following)) if following else None
         expected[root / "exercises" / solution.name] = make_exercise(
-            solution.read_text(encoding="utf-8"), name
+            solution.read_text(encoding="utf-8"), name, onward
         )
     return expected
 

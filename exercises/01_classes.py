@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -119,16 +119,21 @@ class LLMProvider(ABC):
 
     def __init_subclass__(cls, *, key: str | None = None, **kwargs: Any) -> None:
         """Exercise 2: register a subclass declared with a key; see the instructions."""
-        super().__init_subclass__(**kwargs)  # exercise 2: register cls under its key
+        # exercise 2: register cls under its key
+        super().__init_subclass__(**kwargs)
 
     def __init__(self, model: str) -> None:
         """Store the model name; an empty or blank name is a ValueError."""
-        raise NotImplementedError("Write LLMProvider.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write LLMProvider.__init__(): see the instructions above."
+        )
 
     @property
     def model(self) -> str:
         """The model this provider calls. Read-only."""
-        raise NotImplementedError("Write LLMProvider.model(): see the instructions above.")
+        raise NotImplementedError(
+            "Write LLMProvider.model(): see the instructions above."
+        )
 
     @abstractmethod
     def complete(self, prompt: Prompt) -> Completion:
@@ -137,19 +142,27 @@ class LLMProvider(ABC):
     # TODO: make count_tokens abstract, like complete above
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` is for this provider's tokenizer."""
-        raise NotImplementedError("Make LLMProvider.count_tokens abstract: see above.")
+        raise NotImplementedError(
+            "Make LLMProvider.count_tokens abstract: see above."
+        )
 
     def prompt_tokens(self, prompt: Prompt) -> int:
         """The tokens of every message in ``prompt``, counted with ``count_tokens``."""
-        raise NotImplementedError("Write LLMProvider.prompt_tokens(): see the instructions above.")
+        raise NotImplementedError(
+            "Write LLMProvider.prompt_tokens(): see the instructions above."
+        )
 
     def ask(self, text: str) -> str:
         """Send ``text`` as a single user message; return the reply's text."""
-        raise NotImplementedError("Write LLMProvider.ask(): see the instructions above.")
+        raise NotImplementedError(
+            "Write LLMProvider.ask(): see the instructions above."
+        )
 
     def __repr__(self) -> str:
         """``EchoProvider(model='echo-1')``: the real class name and the model."""
-        raise NotImplementedError("Write LLMProvider.__repr__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write LLMProvider.__repr__(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -253,29 +266,41 @@ class EchoProvider(LLMProvider, key="echo"):
 
     def count_tokens(self, text: str) -> int:
         """One token per whitespace-separated word."""
-        raise NotImplementedError("Write EchoProvider.count_tokens(): see the instructions above.")
+        raise NotImplementedError(
+            "Write EchoProvider.count_tokens(): see the instructions above."
+        )
 
     def complete(self, prompt: Prompt) -> Completion:
         """Reply with the last user message; no user message is a ValueError."""
-        raise NotImplementedError("Write EchoProvider.complete(): see the instructions above.")
+        raise NotImplementedError(
+            "Write EchoProvider.complete(): see the instructions above."
+        )
 
 
 class ScriptedProvider(LLMProvider, key="scripted"):
-    """Plays back ``replies`` in order and records each prompt; ~4 characters per token."""
+    """Plays back ``replies`` in order and records each prompt; ~4 characters per token.
+    """
 
     prompts: list[Prompt]  # every prompt received, oldest first: one list per instance
 
     def __init__(self, model: str, replies: Sequence[str]) -> None:
         """Validate ``model`` as every provider does; keep a copy of ``replies``."""
-        raise NotImplementedError("Write ScriptedProvider.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ScriptedProvider.__init__(): see the instructions above."
+        )
 
     def count_tokens(self, text: str) -> int:
         """One token per 4 characters, rounded up."""
-        raise NotImplementedError("Write ScriptedProvider.count_tokens(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ScriptedProvider.count_tokens(): see the instructions above."
+        )
 
     def complete(self, prompt: Prompt) -> Completion:
-        """Record ``prompt``, then return the next scripted reply (RuntimeError when none)."""
-        raise NotImplementedError("Write ScriptedProvider.complete(): see the instructions above.")
+        """Record ``prompt``, then return the next scripted reply (RuntimeError when
+        none)."""
+        raise NotImplementedError(
+            "Write ScriptedProvider.complete(): see the instructions above."
+        )
 
 
 # %% tags=["demo"]
@@ -315,7 +340,8 @@ check("concrete_providers")
 
 @dataclass(frozen=True)
 class ProviderConfig:
-    """Which provider to build: ``provider`` is a registry key, ``options`` go to its class."""
+    """Which provider to build: ``provider`` is a registry key, ``options`` go to its
+    class."""
 
     provider: str
     model: str
@@ -323,8 +349,11 @@ class ProviderConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Build a config from a plain dict; a missing or unknown key is a ValueError."""
-        raise NotImplementedError("Write ProviderConfig.from_dict(): see the instructions above.")
+        """Build a config from a plain dict; a missing or unknown key is a ValueError.
+        """
+        raise NotImplementedError(
+            "Write ProviderConfig.from_dict(): see the instructions above."
+        )
 
 
 def create_provider(config: ProviderConfig | Mapping[str, Any]) -> LLMProvider:
@@ -333,7 +362,11 @@ def create_provider(config: ProviderConfig | Mapping[str, Any]) -> LLMProvider:
 
 
 # %% tags=["demo"]
-settings = {"provider": "scripted", "model": "script-1", "options": {"replies": ["Hi!"]}}
+settings = {
+    "provider": "scripted",
+    "model": "script-1",
+    "options": {"replies": ["Hi!"]},
+}
 print(create_provider(settings), create_provider(settings).ask("Hello"))
 for bad in ({"provider": "opnai", "model": "gpt"}, {"provider": "echo", "modle": "e"}):
     try:
@@ -366,26 +399,37 @@ check("provider_factory")
 
 # %%
 class PromptBuilder:
-    """Collects the parts of a chat prompt; ``build()`` checks them and returns a Prompt."""
+    """Collects the parts of a chat prompt; ``build()`` checks them and returns a
+    Prompt."""
 
     def __init__(self) -> None:
-        raise NotImplementedError("Write PromptBuilder.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write PromptBuilder.__init__(): see the instructions above."
+        )
 
     def system(self, text: str) -> Self:
         """Set (or replace) the system instruction."""
-        raise NotImplementedError("Write PromptBuilder.system(): see the instructions above.")
+        raise NotImplementedError(
+            "Write PromptBuilder.system(): see the instructions above."
+        )
 
     def example(self, user: str, assistant: str) -> Self:
         """Add a few-shot example: a user message and the ideal assistant reply."""
-        raise NotImplementedError("Write PromptBuilder.example(): see the instructions above.")
+        raise NotImplementedError(
+            "Write PromptBuilder.example(): see the instructions above."
+        )
 
     def user(self, text: str) -> Self:
         """Set the user's message; a prompt has exactly one."""
-        raise NotImplementedError("Write PromptBuilder.user(): see the instructions above.")
+        raise NotImplementedError(
+            "Write PromptBuilder.user(): see the instructions above."
+        )
 
     def build(self) -> Prompt:
         """Check the parts and return them as an immutable Prompt."""
-        raise NotImplementedError("Write PromptBuilder.build(): see the instructions above.")
+        raise NotImplementedError(
+            "Write PromptBuilder.build(): see the instructions above."
+        )
 
 
 # %% tags=["demo"]
@@ -404,3 +448,13 @@ print(reply)
 
 # %%
 check("prompt_builder")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 01_classes` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 2. Type hints](../chapters/02_type_hints).

@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -78,7 +78,8 @@ def dedupe(texts: Iterable[str]) -> Iterator[str]:
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Lists of ``size`` items (the last may be shorter), lazily; ValueError if size < 1."""
+    """Lists of ``size`` items (the last may be shorter), lazily; ValueError if size <
+    1."""
     raise NotImplementedError("Write batched(): see the instructions above.")
 
 
@@ -88,7 +89,13 @@ def training_batches(lines: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 # %% tags=["demo"]
-raw = ["  What is RAG? ", "What is   RAG?", "", "Define\tembedding.", "What is a token?"]
+raw = [
+    "  What is RAG? ",
+    "What is   RAG?",
+    "",
+    "Define\tembedding.",
+    "What is a token?",
+]
 for batch in training_batches(raw, 2):
     print(batch)
 
@@ -121,7 +128,9 @@ timing_logger = logging.getLogger("timing")
 
 
 @overload
-def timed(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]: ...
+def timed(
+    func: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]: ...
 @overload
 def timed(func: Callable[P, R]) -> Callable[P, R]: ...
 def timed(func: Callable[P, Any]) -> Callable[P, Any]:
@@ -130,7 +139,9 @@ def timed(func: Callable[P, Any]) -> Callable[P, Any]:
 
 
 # %% tags=["demo"]
-logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s", force=True)
+logging.basicConfig(
+    level=logging.INFO, format="%(name)s %(levelname)s %(message)s", force=True
+)
 
 
 @timed
@@ -200,7 +211,8 @@ def retry(
     on: tuple[type[BaseException], ...] = RETRYABLE,
     delay: float = 0.0,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Call the decorated function up to ``attempts`` times while it raises one of ``on``."""
+    """Call the decorated function up to ``attempts`` times while it raises one of
+    ``on``."""
     raise NotImplementedError("Write retry(): see the instructions above.")
 
 
@@ -308,7 +320,9 @@ class Lease:
         raise NotImplementedError("Write Lease.__init__(): see the instructions above.")
 
     def __enter__(self) -> Connection:
-        raise NotImplementedError("Write Lease.__enter__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write Lease.__enter__(): see the instructions above."
+        )
 
     def __exit__(
         self,
@@ -334,3 +348,13 @@ print("idle:", pool.idle, "discarded:", pool.discarded)
 from course.check import check
 
 check("resource_manager")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 03_functions` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 4. Async/await for I/O-bound AI work](../chapters/04_async).

@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -80,7 +80,8 @@ def answer_text(data: Any) -> str:
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Seconds the server asks you to wait before retrying, or None if it does not say."""
+    """Seconds the server asks you to wait before retrying, or None if it does not say.
+    """
     milliseconds = response.headers.get("retry-after-ms")
     if milliseconds is not None:
         try:
@@ -106,9 +107,12 @@ class APIError(Exception):
 
     def __init__(self, status: int | None, request_id: str, attempts: int) -> None:
         got = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"request {request_id} failed after {attempts} attempt(s): {got}")
+        super().__init__(
+            f"request {request_id} failed after {attempts} attempt(s): {got}"
+        )
         self.status = status
-        """The last status received; None when the last attempt got no response at all."""
+        """The last status received; None when the last attempt got no response at all.
+        """
         self.request_id = request_id
         self.attempts = attempts
 
@@ -150,7 +154,9 @@ class TokenBucket:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if rate <= 0 or capacity < 1:
-            raise ValueError(f"need rate > 0 and capacity >= 1, got rate={rate}, capacity={capacity}")
+            raise ValueError(
+                f"need rate > 0 and capacity >= 1, got rate={rate}, capacity={capacity}"
+            )
         self.rate = rate
         self.capacity = capacity
         self.clock = clock
@@ -158,16 +164,24 @@ class TokenBucket:
         # your state: the tokens, when you last refilled, an asyncio.Lock
 
     def _refill(self) -> None:
-        raise NotImplementedError("Write TokenBucket._refill(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TokenBucket._refill(): see the instructions above."
+        )
 
     def try_acquire(self) -> bool:
-        raise NotImplementedError("Write TokenBucket.try_acquire(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TokenBucket.try_acquire(): see the instructions above."
+        )
 
     def wait_time(self) -> float:
-        raise NotImplementedError("Write TokenBucket.wait_time(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TokenBucket.wait_time(): see the instructions above."
+        )
 
     async def acquire(self) -> None:
-        raise NotImplementedError("Write TokenBucket.acquire(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TokenBucket.acquire(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -192,7 +206,10 @@ async def bucket_demo() -> None:
         await bucket.acquire()
         print(f"t={clock.now:.2f}s  request sent")
     clock.now += 3600
-    print("after an idle hour, tokens available at once:", sum(bucket.try_acquire() for _ in range(10)))
+    print(
+        "after an idle hour, tokens available at once:",
+        sum(bucket.try_acquire() for _ in range(10)),
+    )
 
 
 await bucket_demo()
@@ -225,7 +242,11 @@ check("token_bucket")
 
 # %%
 def backoff_delay(
-    attempt: int, *, base: float = 0.5, cap: float = 30.0, rand: Callable[[], float] = random.random
+    attempt: int,
+    *,
+    base: float = 0.5,
+    cap: float = 30.0,
+    rand: Callable[[], float] = random.random,
 ) -> float:
     raise NotImplementedError("Write backoff_delay(): see the instructions above.")
 
@@ -319,14 +340,23 @@ class RateLimitedClient:
         return self
 
     async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.aclose()
 
     async def complete(
-        self, prompt: str, *, model: str = "mock-gpt", headers: Mapping[str, str] | None = None
+        self,
+        prompt: str,
+        *,
+        model: str = "mock-gpt",
+        headers: Mapping[str, str] | None = None,
     ) -> str:
-        raise NotImplementedError("Write RateLimitedClient.complete(): see the instructions above.")
+        raise NotImplementedError(
+            "Write RateLimitedClient.complete(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -347,7 +377,10 @@ class JsonLines(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields = ("request_id", "attempt", "status", "delay")
-        event: dict[str, Any] = {"level": record.levelname, "message": record.getMessage()}
+        event: dict[str, Any] = {
+            "level": record.levelname,
+            "message": record.getMessage(),
+        }
         event.update({name: getattr(record, name, None) for name in fields})
         return json.dumps(event)
 
@@ -361,16 +394,26 @@ async def client_demo() -> None:
     demo_logger.addHandler(handler)
     async with LLMServer() as server:
         client = RateLimitedClient(
-            server.base_url, requests_per_minute=3000, burst=5, base_delay=0.05, logger=demo_logger
+            server.base_url,
+            requests_per_minute=3000,
+            burst=5,
+            base_delay=0.05,
+            logger=demo_logger,
         )
         async with client:
+
             def scenario(i: int) -> dict[str, str]:
-                spec = "fail_first:1" if i % 10 == 3 else "error:400" if i == 39 else "ok"
+                spec = (
+                    "fail_first:1" if i % 10 == 3 else "error:400" if i == 39 else "ok"
+                )
                 return {"X-Mock-Scenario": spec, "X-Mock-Key": f"demo-{i}"}
 
             handler.setLevel(logging.CRITICAL)  # quiet for the crowd...
             results = await asyncio.gather(
-                *(client.complete(f"Prompt {i}", headers=scenario(i)) for i in range(40)),
+                *(
+                    client.complete(f"Prompt {i}", headers=scenario(i))
+                    for i in range(40)
+                ),
                 return_exceptions=True,
             )
             handler.setLevel(logging.INFO)  # ...then loud for one call
@@ -401,9 +444,12 @@ check("rate_limited_client")
 # %% tags=["demo"]
 def answer_all_slowly(base_url: str, prompts: list[str]) -> list[str]:
     answers = []
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+    with httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as client:
         for prompt in prompts:  # one request at a time
-            response = client.post(CHAT_PATH, json=chat_body(prompt))  # sync: blocks the event loop
+            # sync: blocks the event loop
+            response = client.post(CHAT_PATH, json=chat_body(prompt))
             response.raise_for_status()  # one failure throws away every answer so far
             answers.append(answer_text(response.json()))
             time.sleep(0.1)  # "to be nice to the API": blocks the event loop too
@@ -412,7 +458,9 @@ def answer_all_slowly(base_url: str, prompts: list[str]) -> list[str]:
 
 with LLMServer(scenario="latency:50ms") as slow_server:
     started = time.perf_counter()
-    slow_answers = answer_all_slowly(slow_server.base_url, [f"Prompt {i}" for i in range(5)])
+    slow_answers = answer_all_slowly(
+        slow_server.base_url, [f"Prompt {i}" for i in range(5)]
+    )
     print(f"{len(slow_answers)} answers in {time.perf_counter() - started:.2f} s")
 
 # %% [markdown]
@@ -436,7 +484,9 @@ with LLMServer(scenario="latency:50ms") as slow_server:
 #   a heartbeat task running while your function works, and it must keep ticking.
 
 # %%
-async def answer_all(client: httpx.AsyncClient, prompts: Sequence[str], limit: int) -> list[str | None]:
+async def answer_all(
+    client: httpx.AsyncClient, prompts: Sequence[str], limit: int
+) -> list[str | None]:
     raise NotImplementedError("Write answer_all(): see the instructions above.")
 
 
@@ -464,3 +514,13 @@ await batch_demo()
 
 # %%
 check("bounded_batch")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 04_async` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 5. Pydantic and the trust boundary](../chapters/05_pydantic).

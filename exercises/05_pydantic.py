@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -230,7 +230,9 @@ def config_error(exc: ValidationError) -> ConfigError:
 
 # %% tags=["demo"]
 with tempfile.TemporaryDirectory() as scratch:
-    Path(scratch, ".env").write_text("APP_MODEL__TEMPERATURE=3\nAPP_RETRY__MAX_ATTEMPTS=0\n")
+    Path(scratch, ".env").write_text(
+        "APP_MODEL__TEMPERATURE=3\nAPP_RETRY__MAX_ATTEMPTS=0\n"
+    )
     try:
         load_settings(scratch)
     except ConfigError as exc:
@@ -256,7 +258,9 @@ def log_settings(settings: AppSettings, log: logging.Logger = logger) -> None:
 
 
 # %% tags=["demo"]
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
+logging.basicConfig(
+    level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
+)
 demo = AppSettings(openai_api_key=SecretStr("sk-demo-0123456789abcdef"))
 log_settings(demo)
 print(repr(demo.openai_api_key), demo.model_dump_json(include={"openai_api_key"}))
@@ -339,7 +343,9 @@ Handler = Callable[[Any], str]
 # %%
 class ToolRegistry:
     def __init__(self) -> None:
-        raise NotImplementedError("Write ToolRegistry.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ToolRegistry.__init__(): see the instructions above."
+        )
 
     def tool(
         self,
@@ -348,16 +354,24 @@ class ToolRegistry:
         name: str | None = None,
         description: str | None = None,
     ) -> Callable[[Handler], Handler]:
-        raise NotImplementedError("Write ToolRegistry.tool(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ToolRegistry.tool(): see the instructions above."
+        )
 
     def definitions(self, style: str = "openai") -> list[dict[str, Any]]:
-        raise NotImplementedError("Write ToolRegistry.definitions(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ToolRegistry.definitions(): see the instructions above."
+        )
 
     def parse(self, name: str, arguments: str | dict[str, Any]) -> BaseModel:
-        raise NotImplementedError("Write ToolRegistry.parse(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ToolRegistry.parse(): see the instructions above."
+        )
 
     def execute(self, name: str, arguments: str | dict[str, Any]) -> str:
-        raise NotImplementedError("Write ToolRegistry.execute(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ToolRegistry.execute(): see the instructions above."
+        )
 
 
 # %%
@@ -410,3 +424,13 @@ with (
     print([message["role"] for message in conversation])
 # %%
 check("tool_registry")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 05_pydantic` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 6. Errors, retries and resilience](../chapters/06_resilience).

@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -79,7 +79,8 @@ class RateLimitError(RetryableError):
 
 
 class NonRetryableError(ProviderError):
-    """The request is wrong (400, 401, 404, ...): retrying or switching will not help."""
+    """The request is wrong (400, 401, 404, ...): retrying or switching will not help.
+    """
 
 
 class CircuitOpenError(ProviderError):
@@ -87,7 +88,8 @@ class CircuitOpenError(ProviderError):
 
 
 class AllProvidersFailed(ProviderError):
-    """No provider answered and nothing was cached: the graceful error for the caller."""
+    """No provider answered and nothing was cached: the graceful error for the caller.
+    """
 
     def __init__(self, errors: Sequence[tuple[str, BaseException]]) -> None:
         detail = "; ".join(f"{name}: {type(exc).__name__}" for name, exc in errors)
@@ -107,7 +109,8 @@ class Completion:
 # %%
 @dataclass
 class Provider:
-    """One provider, OpenAI-style (``/v1/chat/completions``) or Anthropic-style (``/v1/messages``)."""
+    """One provider, OpenAI-style (``/v1/chat/completions``) or Anthropic-style
+    (``/v1/messages``)."""
 
     name: str
     client: httpx.AsyncClient
@@ -122,23 +125,36 @@ class Provider:
     async def complete(self, prompt: str) -> Completion:
         messages = [{"role": "user", "content": prompt}]
         if self.style == "openai":
-            path, auth = "/v1/chat/completions", {"Authorization": f"Bearer {self.api_key}"}
+            path, auth = (
+                "/v1/chat/completions",
+                {"Authorization": f"Bearer {self.api_key}"},
+            )
             body: dict[str, Any] = {"model": self.model, "messages": messages}
         else:
-            path, auth = "/v1/messages", {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"}
+            path, auth = (
+                "/v1/messages",
+                {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"},
+            )
             body = {"model": self.model, "max_tokens": 256, "messages": messages}
         try:
             response = await self.client.post(
-                self.base_url + path, json=body, headers={**auth, **self.headers}, timeout=self.timeout_s
+                self.base_url + path,
+                json=body,
+                headers={**auth, **self.headers},
+                timeout=self.timeout_s,
             )
         except httpx.TimeoutException as exc:
             raise RetryableError(self.name, "timed out") from exc
         except httpx.TransportError as exc:
-            raise RetryableError(self.name, f"connection failed ({type(exc).__name__})") from exc
+            raise RetryableError(
+                self.name, f"connection failed ({type(exc).__name__})"
+            ) from exc
         status = response.status_code
         if status == 429:
             retry_ms = response.headers.get("retry-after-ms")
-            raise RateLimitError(self.name, float(retry_ms) / 1000 if retry_ms else None)
+            raise RateLimitError(
+                self.name, float(retry_ms) / 1000 if retry_ms else None
+            )
         if status >= 500 or status == 408:
             raise RetryableError(self.name, f"HTTP {status}")
         if status >= 400:
@@ -147,7 +163,9 @@ class Provider:
         if self.style == "openai":
             text = data["choices"][0]["message"]["content"]
         else:
-            text = "".join(block["text"] for block in data["content"] if block["type"] == "text")
+            text = "".join(
+                block["text"] for block in data["content"] if block["type"] == "text"
+            )
         return Completion(text=text, source=self.name)
 
 
@@ -205,14 +223,20 @@ class CircuitBreaker:
         self.cooldown_s = cooldown_s
         self.clock = clock
         self.name = name
-        raise NotImplementedError("Write CircuitBreaker.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write CircuitBreaker.__init__(): see the instructions above."
+        )
 
     @property
     def state(self) -> BreakerState:
-        raise NotImplementedError("Write CircuitBreaker.state(): see the instructions above.")
+        raise NotImplementedError(
+            "Write CircuitBreaker.state(): see the instructions above."
+        )
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        raise NotImplementedError("Write CircuitBreaker.call(): see the instructions above.")
+        raise NotImplementedError(
+            "Write CircuitBreaker.call(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -284,13 +308,21 @@ class ResilientClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.providers = list(providers)
-        raise NotImplementedError("Write ResilientClient.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ResilientClient.__init__(): see the instructions above."
+        )
 
     async def complete(self, prompt: str) -> Completion:
-        raise NotImplementedError("Write ResilientClient.complete(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ResilientClient.complete(): see the instructions above."
+        )
 
-    def degrade(self, prompt: str, errors: Sequence[tuple[str, BaseException]]) -> Completion:
-        raise NotImplementedError("Write ResilientClient.degrade(): see the instructions above.")
+    def degrade(
+        self, prompt: str, errors: Sequence[tuple[str, BaseException]]
+    ) -> Completion:
+        raise NotImplementedError(
+            "Write ResilientClient.degrade(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -302,8 +334,12 @@ from course.llm_server import LLMServer
 
 async def fallback_demo() -> None:
     async with LLMServer() as server, httpx.AsyncClient() as http:
-        primary = Provider("primary", http, server.base_url, headers={"X-Mock-Scenario": "error:503"})
-        secondary = Provider("secondary", http, server.base_url, style="anthropic", model="mock-claude")
+        primary = Provider(
+            "primary", http, server.base_url, headers={"X-Mock-Scenario": "error:503"}
+        )
+        secondary = Provider(
+            "secondary", http, server.base_url, style="anthropic", model="mock-claude"
+        )
         client = ResilientClient([primary, secondary])
         answer = await client.complete("Say hello.")
         print(answer.source, answer.degraded, answer.text[:40])
@@ -342,12 +378,20 @@ check("fallback_chain")
 
 # %%
 class HedgingClient(ResilientClient):
-    def __init__(self, providers: Sequence[Provider], *, hedge_after_s: float = 0.5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        providers: Sequence[Provider],
+        *,
+        hedge_after_s: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(providers, **kwargs)
         self.hedge_after_s = hedge_after_s
 
     async def complete(self, prompt: str) -> Completion:
-        raise NotImplementedError("Write HedgingClient.complete(): see the instructions above.")
+        raise NotImplementedError(
+            "Write HedgingClient.complete(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -356,10 +400,16 @@ class HedgingClient(ResilientClient):
 # %% tags=["demo"]
 async def hedging_demo() -> None:
     async with LLMServer() as server, httpx.AsyncClient() as http:
-        slow = Provider("slow", http, server.base_url, headers={"X-Mock-Scenario": "latency:1s"})
-        fast = Provider("fast", http, server.base_url, style="anthropic", model="mock-claude")
+        slow = Provider(
+            "slow", http, server.base_url, headers={"X-Mock-Scenario": "latency:1s"}
+        )
+        fast = Provider(
+            "fast", http, server.base_url, style="anthropic", model="mock-claude"
+        )
         start = time.perf_counter()
-        answer = await HedgingClient([slow, fast], hedge_after_s=0.05).complete("Say hello.")
+        answer = await HedgingClient([slow, fast], hedge_after_s=0.05).complete(
+            "Say hello."
+        )
         print(f"{answer.source} answered in {time.perf_counter() - start:.2f}s")
 
 
@@ -367,3 +417,13 @@ await hedging_demo()
 
 # %%
 check("hedged_requests")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 06_resilience` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 7. Streaming responses](../chapters/07_streaming).

@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -77,11 +77,24 @@ class Endpoint:
     def request(self, client: httpx.AsyncClient, prompt: str) -> httpx.Request:
         messages = [{"role": "user", "content": prompt}]
         if self.style == "openai":
-            path, auth = "/v1/chat/completions", {"Authorization": f"Bearer {self.api_key}"}
-            body: dict[str, Any] = {"model": self.model or "mock-gpt", "messages": messages}
+            path, auth = (
+                "/v1/chat/completions",
+                {"Authorization": f"Bearer {self.api_key}"},
+            )
+            body: dict[str, Any] = {
+                "model": self.model or "mock-gpt",
+                "messages": messages,
+            }
         else:
-            path, auth = "/v1/messages", {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"}
-            body = {"model": self.model or "mock-claude", "max_tokens": 4096, "messages": messages}
+            path, auth = (
+                "/v1/messages",
+                {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"},
+            )
+            body = {
+                "model": self.model or "mock-claude",
+                "max_tokens": 4096,
+                "messages": messages,
+            }
         body["stream"] = True
         return client.build_request(
             "POST", self.base_url + path, json=body, headers={**auth, **self.headers}
@@ -102,7 +115,8 @@ ProgressCallback = Callable[[Progress], None]
 
 
 class StreamError(Exception):
-    """A stream that did not finish properly. ``partial`` is the text received before it broke."""
+    """A stream that did not finish properly. ``partial`` is the text received before it
+    broke."""
 
     def __init__(self, message: str, partial: str = "") -> None:
         super().__init__(message)
@@ -118,7 +132,8 @@ class StreamDropped(StreamError):
 
 
 class MalformedChunk(StreamError):
-    """Event number ``index`` (1-based) of the stream carried ``data`` that could not be read."""
+    """Event number ``index`` (1-based) of the stream carried ``data`` that could not be
+    read."""
 
     def __init__(self, message: str, partial: str, *, index: int, data: str) -> None:
         super().__init__(message, partial)
@@ -166,17 +181,25 @@ class StreamBuffer:
     def __init__(self) -> None:
         self.skipped = 0
         self.rejected: list[str] = []
-        raise NotImplementedError("Write StreamBuffer.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write StreamBuffer.__init__(): see the instructions above."
+        )
 
     @property
     def pending(self) -> str:
-        raise NotImplementedError("Write StreamBuffer.pending(): see the instructions above.")
+        raise NotImplementedError(
+            "Write StreamBuffer.pending(): see the instructions above."
+        )
 
     def feed(self, chunk: str) -> list[dict[str, Any]]:
-        raise NotImplementedError("Write StreamBuffer.feed(): see the instructions above.")
+        raise NotImplementedError(
+            "Write StreamBuffer.feed(): see the instructions above."
+        )
 
     def close(self) -> None:
-        raise NotImplementedError("Write StreamBuffer.close(): see the instructions above.")
+        raise NotImplementedError(
+            "Write StreamBuffer.close(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -246,8 +269,11 @@ async def stream_text(
     on_progress: ProgressCallback | None = None,
 ) -> AsyncGenerator[str, None]:
     """Yield the answer's text chunks as they arrive (see the instructions above)."""
-    raise NotImplementedError("Write stream_text(): see the instructions above.")
-    yield ""  # never reached: a `yield` makes this an async generator, as yours will be
+    raise NotImplementedError(
+        "Write stream_text(): see the instructions above."
+    )
+    # never reached: a `yield` makes this an async generator, as yours will be
+    yield ""
 
 
 # %% [markdown]
@@ -307,14 +333,22 @@ check("stream_text")
 # %% tags=["demo"]
 async def faults_demo() -> None:
     async with LLMServer() as server, httpx.AsyncClient() as http:
-        for scenario in ("trickle:10ms", "stall:after=3", "drop_stream:after=5", "malformed_chunk:at=4"):
+        for scenario in (
+            "trickle:10ms",
+            "stall:after=3",
+            "drop_stream:after=5",
+            "malformed_chunk:at=4",
+        ):
             endpoint = Endpoint(server.base_url, headers={"X-Mock-Scenario": scenario})
             try:
                 stream = stream_text(http, endpoint, "Hi", chunk_timeout_s=0.2)
                 text = "".join([piece async for piece in stream])
                 print(f"{scenario:22} complete: {len(text)} characters")
             except StreamError as exc:
-                print(f"{scenario:22} {type(exc).__name__}: {exc} (partial {exc.partial!r})")
+                print(
+                    f"{scenario:22} {type(exc).__name__}: {exc} (partial "
+                    f"{exc.partial!r})"
+                )
 
 
 await faults_demo()
@@ -345,8 +379,11 @@ async def stream_objects(
     on_progress: ProgressCallback | None = None,
 ) -> AsyncGenerator[dict[str, Any], None]:
     """Yield each JSON object of the streamed answer as soon as it is complete."""
-    raise NotImplementedError("Write stream_objects(): see the instructions above.")
-    yield {}  # never reached: a `yield` makes this an async generator, as yours will be
+    raise NotImplementedError(
+        "Write stream_objects(): see the instructions above."
+    )
+    # never reached: a `yield` makes this an async generator, as yours will be
+    yield {}
 
 
 # %% [markdown]
@@ -354,12 +391,20 @@ async def stream_objects(
 
 # %% tags=["demo"]
 async def objects_demo() -> None:
-    records = [{"city": "Oslo", "temp_c": 4}, {"city": "Lima", "temp_c": 19}, {"city": "Pune", "temp_c": 31}]
+    records = [
+        {"city": "Oslo", "temp_c": 4},
+        {"city": "Lima", "temp_c": 19},
+        {"city": "Pune", "temp_c": 31},
+    ]
     script = " ".join(json.dumps(record) for record in records)
     async with LLMServer() as server, httpx.AsyncClient() as http:
-        endpoint = Endpoint(server.base_url, style="anthropic", headers={"X-Mock-Reply": script})
+        endpoint = Endpoint(
+            server.base_url, style="anthropic", headers={"X-Mock-Reply": script}
+        )
         progress: list[Progress] = []
-        async for record in stream_objects(http, endpoint, "Weather, please.", on_progress=progress.append):
+        async for record in stream_objects(
+            http, endpoint, "Weather, please.", on_progress=progress.append
+        ):
             print(f"after {progress[-1].chunks} chunks: {record}")
 
 
@@ -367,3 +412,13 @@ await objects_demo()
 
 # %%
 check("stream_objects")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 07_streaming` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 8. Observability](../chapters/08_observability).

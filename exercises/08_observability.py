@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -97,7 +97,8 @@ SECRET_SUFFIXES = ("_api_key", "_password", "_secret", "_token")
 
 
 def is_secret_key(name: str) -> bool:
-    """True for keys whose values must never reach a log: `api_key`, `Authorization`, ..."""
+    """True for keys whose values must never reach a log: `api_key`, `Authorization`,
+    ..."""
     lowered = name.lower()
     return lowered in SECRET_NAMES or lowered.endswith(SECRET_SUFFIXES)
 
@@ -109,12 +110,16 @@ def request_scope(request_id: str | None = None) -> Iterator[str]:
     raise NotImplementedError("Write request_scope(): see the instructions above.")
 
 
-def add_request_id(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+def add_request_id(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
     """Processor: add the current request ID to the event, unless it already has one."""
     raise NotImplementedError("Write add_request_id(): see the instructions above.")
 
 
-def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+def redact_secrets(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
     """Processor: replace secret values with "[redacted]", in nested dicts too."""
     raise NotImplementedError("Write redact_secrets(): see the instructions above.")
 
@@ -133,7 +138,9 @@ demo_log = make_logger(demo_stream)
 with request_scope("req-demo"):
     demo_log.info("llm.call", model="tiny-1", api_key="sk-not-for-logs")
     demo_log.debug("dropped: below INFO")
-    demo_log.warning("rate_limited", headers={"Authorization": "Bearer abc", "Retry-After": "2"})
+    demo_log.warning(
+        "rate_limited", headers={"Authorization": "Bearer abc", "Retry-After": "2"}
+    )
 demo_log.info("outside any request")
 print(demo_stream.getvalue())
 
@@ -170,11 +177,18 @@ class ServiceMetrics:
     """Request counts by method and outcome, a latency histogram and error counts."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        raise NotImplementedError("Write ServiceMetrics.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write ServiceMetrics.__init__(): see the instructions above."
+        )
 
-    def record(self, method: str, seconds: float, error: BaseException | None = None) -> None:
-        """Count one call of `method` that took `seconds` and failed with `error`, if any."""
-        raise NotImplementedError("Write ServiceMetrics.record(): see the instructions above.")
+    def record(
+        self, method: str, seconds: float, error: BaseException | None = None
+    ) -> None:
+        """Count one call of `method` that took `seconds` and failed with `error`, if
+        any."""
+        raise NotImplementedError(
+            "Write ServiceMetrics.record(): see the instructions above."
+        )
 
 
 # %% tags=["demo"]
@@ -182,8 +196,16 @@ demo_registry = CollectorRegistry()
 demo_metrics = ServiceMetrics(demo_registry)
 demo_metrics.record("generate", 0.42)
 demo_metrics.record("generate", 1.7, TimeoutError("model too slow"))
-print(demo_registry.get_sample_value("service_requests_total", {"method": "generate", "outcome": "ok"}))
-print(demo_registry.get_sample_value("service_errors_total", {"method": "generate", "error": "TimeoutError"}))
+print(
+    demo_registry.get_sample_value(
+        "service_requests_total", {"method": "generate", "outcome": "ok"}
+    )
+)
+print(
+    demo_registry.get_sample_value(
+        "service_errors_total", {"method": "generate", "error": "TimeoutError"}
+    )
+)
 print(generate_latest(demo_registry).decode()[:600])
 
 # %%
@@ -239,7 +261,8 @@ def instrumented(telemetry: Telemetry, method: str, **fields: Any) -> Iterator[N
 
 
 def traced(func: Callable[P, R]) -> Callable[P, R]:
-    """Instrument a method (sync or async) of an object that has a `telemetry` attribute."""
+    """Instrument a method (sync or async) of an object that has a `telemetry`
+    attribute."""
     return func  # unwrapped for now: replace this line with your decorator
 
 
@@ -260,9 +283,16 @@ class Tokenizer:
 
 
 demo_stream = io.StringIO()
-tokenizer = Tokenizer(Telemetry(make_logger(demo_stream), ServiceMetrics(CollectorRegistry())))
-print(tokenizer.count("three small words"), await tokenizer.count_later("and two"))  # type: ignore[top-level-await]
-print(Tokenizer.count.__name__, Tokenizer.count.__doc__, inspect.iscoroutinefunction(Tokenizer.count_later))
+tokenizer = Tokenizer(
+    Telemetry(make_logger(demo_stream), ServiceMetrics(CollectorRegistry()))
+)
+later = await tokenizer.count_later("and two")  # type: ignore[top-level-await]
+print(tokenizer.count("three small words"), later)
+print(
+    Tokenizer.count.__name__,
+    Tokenizer.count.__doc__,
+    inspect.iscoroutinefunction(Tokenizer.count_later),
+)
 print(demo_stream.getvalue())
 
 # %%
@@ -347,18 +377,26 @@ class AnswerService:
 
     @traced
     async def retrieve(self, question: str) -> list[str]:
-        raise NotImplementedError("Write AnswerService.retrieve(): see the instructions above.")
+        raise NotImplementedError(
+            "Write AnswerService.retrieve(): see the instructions above."
+        )
 
     @traced
     def build_prompt(self, question: str, docs: list[str]) -> str:
-        raise NotImplementedError("Write AnswerService.build_prompt(): see the instructions above.")
+        raise NotImplementedError(
+            "Write AnswerService.build_prompt(): see the instructions above."
+        )
 
     @traced
     async def generate(self, prompt: str) -> str:
-        raise NotImplementedError("Write AnswerService.generate(): see the instructions above.")
+        raise NotImplementedError(
+            "Write AnswerService.generate(): see the instructions above."
+        )
 
     async def answer(self, question: str, request_id: str | None = None) -> str:
-        raise NotImplementedError("Write AnswerService.answer(): see the instructions above.")
+        raise NotImplementedError(
+            "Write AnswerService.answer(): see the instructions above."
+        )
 
 
 # %% [markdown]
@@ -367,7 +405,9 @@ class AnswerService:
 # %% tags=["demo"]
 service_stream = io.StringIO()
 service_registry = CollectorRegistry()
-service_telemetry = Telemetry(make_logger(service_stream), ServiceMetrics(service_registry))
+service_telemetry = Telemetry(
+    make_logger(service_stream), ServiceMetrics(service_registry)
+)
 service = AnswerService(FakeBackend(), service_telemetry)
 results = await asyncio.gather(  # type: ignore[top-level-await]
     service.answer("Why jitter?", request_id="req-1"),
@@ -411,10 +451,22 @@ def step_durations(flow: Iterable[Mapping[str, Any]]) -> dict[str, float]:
 # %% tags=["demo"]
 failed = request_flow(service_stream.getvalue().splitlines(), "req-2")
 for event in failed:
-    print(event["level"], event["event"], event.get("method", ""), event.get("error", ""))
+    print(
+        event["level"], event["event"], event.get("method", ""), event.get("error", "")
+    )
 print(step_durations(failed).keys())
 
 # %%
 from course.check import check
 
 check("flow_from_logs")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 08_observability` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 9. Testing AI code](../chapters/09_testing).

@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -90,7 +90,8 @@ print(Path(prompt_kit.__file__).read_text(encoding="utf-8"))
 # expected lists out in full.
 
 # %%
-def test_fit_history(prompt_kit: ModuleType) -> None: raise NotImplementedError("Write your tests")
+def test_fit_history(prompt_kit: ModuleType) -> None:
+    raise NotImplementedError("Write your tests")
 
 
 # %%
@@ -108,7 +109,8 @@ check("catches_budget_bugs")
 # never costs more than the budget, and always ends with the question.
 
 # %%
-def test_build_messages(prompt_kit: ModuleType) -> None: raise NotImplementedError("Write your tests")
+def test_build_messages(prompt_kit: ModuleType) -> None:
+    raise NotImplementedError("Write your tests")
 
 
 # %%
@@ -125,7 +127,8 @@ check("catches_prompt_bugs")
 # table of cases (`parametrize`) keeps each case one line long.
 
 # %%
-def test_parse_answer(prompt_kit: ModuleType) -> None: raise NotImplementedError("Write your tests")
+def test_parse_answer(prompt_kit: ModuleType) -> None:
+    raise NotImplementedError("Write your tests")
 
 
 # %%
@@ -143,7 +146,8 @@ check("catches_parser_bugs")
 # (`complete.await_count`).
 
 # %%
-async def test_ask(prompt_kit: ModuleType) -> None: raise NotImplementedError("Write your tests")
+async def test_ask(prompt_kit: ModuleType) -> None:
+    raise NotImplementedError("Write your tests")
 
 
 # %%
@@ -161,7 +165,8 @@ check("catches_repair_bugs")
 # makes of each kind of answer: a success, a 429 with and without `Retry-After`, a 500.
 
 # %%
-async def test_http_client(prompt_kit: ModuleType) -> None: raise NotImplementedError("Write tests")
+async def test_http_client(prompt_kit: ModuleType) -> None:
+    raise NotImplementedError("Write tests")
 
 
 # %%
@@ -183,7 +188,9 @@ import inspect
 
 async def run_by_hand() -> None:
     for name, func in list(globals().items()):
-        if not name.startswith("test_") or list(inspect.signature(func).parameters) != ["prompt_kit"]:
+        if not name.startswith("test_") or list(inspect.signature(func).parameters) != [
+            "prompt_kit"
+        ]:
             continue
         try:
             result = func(prompt_kit)
@@ -210,3 +217,13 @@ await run_by_hand()  # type: ignore[top-level-await]
 from course.check import check
 
 check("tests_pass_on_correct")
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 09_testing` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 10. From notebook to production](../chapters/10_production).

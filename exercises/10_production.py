@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -71,7 +71,9 @@ from pathlib import Path
 from course.devenv_checks import check_folder, failures, report
 
 
-def write_environment(folder: Path, dockerfile: str, compose: str, makefile: str) -> Path:
+def write_environment(
+    folder: Path, dockerfile: str, compose: str, makefile: str
+) -> Path:
     """Write the three files into ``folder`` (made if missing); return the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "Dockerfile").write_text(dockerfile, encoding="utf-8")
@@ -222,7 +224,19 @@ check("makefile_targets")
 
 # %% tags=["demo"]
 with tempfile.TemporaryDirectory() as scratch:
-    results = check_folder(write_environment(Path(scratch), DOCKERFILE, COMPOSE, MAKEFILE))
+    results = check_folder(
+        write_environment(Path(scratch), DOCKERFILE, COMPOSE, MAKEFILE)
+    )
 problems = failures(results)
 print(f"{len(problems)} problem(s)\n")
 print(report(problems or results))
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 10_production` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - Then go on to the next chapter:
+#   [Chapter 11. Capstone: a ticket triage service](../chapters/11_capstone).

@@ -10,7 +10,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["remove-cell"]
 # > This file is generated from solutions/ by `python -m course generate`; edit the solution instead.
 
 # %% [markdown]
@@ -125,7 +125,8 @@ class StreamBroken(RetryableError):
 
 
 class InvalidOutput(RetryableError):
-    """The model answered, but not with a valid triage. Retried with the errors in the prompt."""
+    """The model answered, but not with a valid triage. Retried with the errors in the
+    prompt."""
 
     kind = "invalid_output"
 
@@ -168,7 +169,13 @@ class TriageSettings(BaseSettings):
 
 
 # %% tags=["demo"]
-print(repr(TriageSettings(api_key=SecretStr("sk-demo-123456"), base_url="http://localhost:8000/")))
+print(
+    repr(
+        TriageSettings(
+            api_key=SecretStr("sk-demo-123456"), base_url="http://localhost:8000/"
+        )
+    )
+)
 
 # %%
 from course.check import check
@@ -214,10 +221,17 @@ def parse_triage(text: str) -> Triage:
 
 
 # %% tags=["demo"]
-print(parse_triage('Sure!\n```json\n{"label": "Bug", "priority": "high", "summary": " Crash ", '
-                   '"needs_human": false}\n```'))
+print(
+    parse_triage(
+        'Sure!\n```json\n{"label": "Bug", "priority": "high", "summary": " Crash ", '
+        '"needs_human": false}\n```'
+    )
+)
 try:
-    parse_triage('{"label": "complaint", "priority": "high", "summary": "", "needs_human": false}')
+    parse_triage(
+        '{"label": "complaint", "priority": "high", "summary": "", '
+        '"needs_human": false}'
+    )
 except InvalidOutput as exc:
     print("InvalidOutput:", exc)
 
@@ -265,7 +279,9 @@ class TriageReport(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def by_label(self) -> dict[str, int]:
-        return dict(sorted(Counter(o.triage.label for o in self.outcomes if o.triage).items()))
+        return dict(
+            sorted(Counter(o.triage.label for o in self.outcomes if o.triage).items())
+        )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -274,13 +290,25 @@ class TriageReport(BaseModel):
 
 
 def build_prompt(ticket: Ticket, feedback: str | None = None) -> list[dict[str, str]]:
-    """The chat messages for one ticket; ``feedback`` says what was wrong with the last answer."""
-    system = ("You triage customer support tickets. Answer with one JSON object and nothing else, "
-              f"matching this JSON Schema: {json.dumps(Triage.model_json_schema())}")
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": f"Ticket: {ticket.text}"}]
+    """The chat messages for one ticket; ``feedback`` says what was wrong with the last
+    answer."""
+    system = (
+        "You triage customer support tickets. Answer with one JSON object and nothing "
+        "else, "
+        f"matching this JSON Schema: {json.dumps(Triage.model_json_schema())}"
+    )
+    messages = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"Ticket: {ticket.text}"},
+    ]
     if feedback:
-        messages.append({"role": "user", "content": f"Your last answer was not valid ({feedback}). "
-                                                    "Answer again with the JSON object only."})
+        messages.append(
+            {
+                "role": "user",
+                "content": f"Your last answer was not valid ({feedback}). "
+                "Answer again with the JSON object only.",
+            }
+        )
     return messages
 
 
@@ -288,8 +316,13 @@ def build_prompt(ticket: Ticket, feedback: str | None = None) -> list[dict[str, 
 def error_for(response: httpx.Response) -> TriageError:
     status = response.status_code
     if status == 429:
-        retry_ms, retry_s = response.headers.get("retry-after-ms"), response.headers.get("retry-after")
-        after = float(retry_ms) / 1000 if retry_ms else float(retry_s) if retry_s else None
+        retry_ms, retry_s = (
+            response.headers.get("retry-after-ms"),
+            response.headers.get("retry-after"),
+        )
+        after = (
+            float(retry_ms) / 1000 if retry_ms else float(retry_s) if retry_s else None
+        )
         return RateLimited(f"HTTP 429 (retry after {after}s)", retry_after=after)
     if status >= 500 or status in (408, 409):
         return ServerError(f"HTTP {status}")
@@ -297,20 +330,28 @@ def error_for(response: httpx.Response) -> TriageError:
 
 
 class LLMClient:
-    """Streams chat completions from an OpenAI-style API; raises the service's errors."""
+    """Streams chat completions from an OpenAI-style API; raises the service's errors.
+    """
 
     def __init__(self, settings: TriageSettings, http: httpx.AsyncClient) -> None:
         self.settings = settings
         self.http = http
 
-    async def stream(self, messages: list[dict[str, str]], request_id: str) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: list[dict[str, str]], request_id: str
+    ) -> AsyncIterator[str]:
         settings = self.settings
         secret = settings.api_key.get_secret_value()
         headers = {"Authorization": f"Bearer {secret}", "X-Request-ID": request_id}
         body = {"model": settings.model, "messages": messages, "stream": True}
         try:
-            async with self.http.stream("POST", f"{settings.base_url}/v1/chat/completions", json=body,
-                                        headers=headers, timeout=settings.timeout_s) as response:
+            async with self.http.stream(
+                "POST",
+                f"{settings.base_url}/v1/chat/completions",
+                json=body,
+                headers=headers,
+                timeout=settings.timeout_s,
+            ) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise error_for(response)
@@ -341,7 +382,8 @@ class LLMClient:
 
 # %%
 class TokenBucket:
-    """Allows ``rate`` starts per second on average, and bursts of up to ``capacity``."""
+    """Allows ``rate`` starts per second on average, and bursts of up to ``capacity``.
+    """
 
     def __init__(self, rate: float, capacity: float) -> None:
         self.rate, self.capacity = rate, capacity
@@ -350,7 +392,9 @@ class TokenBucket:
     async def acquire(self) -> None:
         while True:
             now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.tokens = min(
+                self.capacity, self.tokens + (now - self.updated) * self.rate
+            )
             self.updated = now
             if self.tokens >= 1:
                 self.tokens -= 1
@@ -359,7 +403,8 @@ class TokenBucket:
 
 
 class RateGate:
-    """``async with gate:`` waits for one of ``max_concurrency`` slots, then for a token."""
+    """``async with gate:`` waits for one of ``max_concurrency`` slots, then for a
+    token."""
 
     def __init__(self, max_concurrency: int, per_second: float) -> None:
         self.slots = asyncio.Semaphore(max_concurrency)
@@ -373,13 +418,18 @@ class RateGate:
             self.slots.release()
             raise
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.slots.release()
 
 
 def make_logger(stream: TextIO) -> Any:
-    """A structlog logger writing JSON lines to ``stream``, with the context's bound variables."""
+    """A structlog logger writing JSON lines to ``stream``, with the context's bound
+    variables."""
     return structlog.wrap_logger(
         structlog.PrintLogger(stream),
         processors=[
@@ -424,10 +474,18 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class TelemetrySink(Protocol):
-    """What the service needs from telemetry (the tests of other exercises pass a spy)."""
+    """What the service needs from telemetry (the tests of other exercises pass a spy).
+    """
 
-    def call_finished(self, *, ticket_id: str, request_id: str, attempt: int, outcome: str,
-                      seconds: float) -> None: ...
+    def call_finished(
+        self,
+        *,
+        ticket_id: str,
+        request_id: str,
+        attempt: int,
+        outcome: str,
+        seconds: float,
+    ) -> None: ...
 
     def ticket_finished(self, outcome: TicketOutcome) -> None: ...
 
@@ -435,21 +493,41 @@ class TelemetrySink(Protocol):
 class Telemetry:
     def __init__(self, log: Any, registry: CollectorRegistry) -> None:
         self.log = log
-        raise NotImplementedError("Write Telemetry.__init__(): see the instructions above.")
+        raise NotImplementedError(
+            "Write Telemetry.__init__(): see the instructions above."
+        )
 
-    def call_finished(self, *, ticket_id: str, request_id: str, attempt: int, outcome: str,
-                      seconds: float) -> None:
-        raise NotImplementedError("Write Telemetry.call_finished(): see the instructions above.")
+    def call_finished(
+        self,
+        *,
+        ticket_id: str,
+        request_id: str,
+        attempt: int,
+        outcome: str,
+        seconds: float,
+    ) -> None:
+        raise NotImplementedError(
+            "Write Telemetry.call_finished(): see the instructions above."
+        )
 
     def ticket_finished(self, outcome: TicketOutcome) -> None:
-        raise NotImplementedError("Write Telemetry.ticket_finished(): see the instructions above.")
+        raise NotImplementedError(
+            "Write Telemetry.ticket_finished(): see the instructions above."
+        )
 
 
 # %% tags=["demo"]
 demo_telemetry = Telemetry(make_logger(sys.stdout), CollectorRegistry())
-demo_telemetry.call_finished(ticket_id="T-1", request_id="T-1-1", attempt=1, outcome="server_error",
-                             seconds=0.0123)
-demo_telemetry.ticket_finished(TicketOutcome(ticket_id="T-1", error="server_error", attempts=1))
+demo_telemetry.call_finished(
+    ticket_id="T-1",
+    request_id="T-1-1",
+    attempt=1,
+    outcome="server_error",
+    seconds=0.0123,
+)
+demo_telemetry.ticket_finished(
+    TicketOutcome(ticket_id="T-1", error="server_error", attempts=1)
+)
 
 # %%
 check("triage_telemetry")
@@ -491,9 +569,15 @@ check("triage_telemetry")
 
 # %%
 class TriageService:
-    def __init__(self, settings: TriageSettings, http: httpx.AsyncClient, telemetry: TelemetrySink, *,
-                 rng: random.Random | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        settings: TriageSettings,
+        http: httpx.AsyncClient,
+        telemetry: TelemetrySink,
+        *,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.settings = settings
         self.client = LLMClient(settings, http)
         self.gate = RateGate(settings.max_concurrency, settings.requests_per_second)
@@ -502,10 +586,14 @@ class TriageService:
         self.sleep = sleep
 
     def backoff(self, attempt: int) -> float:
-        raise NotImplementedError("Write TriageService.backoff(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TriageService.backoff(): see the instructions above."
+        )
 
     async def triage_one(self, ticket: Ticket) -> TicketOutcome:
-        raise NotImplementedError("Write TriageService.triage_one(): see the instructions above.")
+        raise NotImplementedError(
+            "Write TriageService.triage_one(): see the instructions above."
+        )
 
 
 # %%
@@ -547,12 +635,17 @@ class Triager(Protocol):
     async def triage_one(self, ticket: Ticket) -> TicketOutcome: ...
 
 
-async def stream_outcomes(service: Triager, tickets: Sequence[Ticket]) -> AsyncIterator[TicketOutcome]:
+async def stream_outcomes(
+    service: Triager, tickets: Sequence[Ticket]
+) -> AsyncIterator[TicketOutcome]:
     raise NotImplementedError("Write stream_outcomes(): see the instructions above.")
 
 
-async def run_batch(service: Triager, tickets: Sequence[Ticket],
-                    on_progress: Callable[[int, int, TicketOutcome], None] | None = None) -> TriageReport:
+async def run_batch(
+    service: Triager,
+    tickets: Sequence[Ticket],
+    on_progress: Callable[[int, int, TicketOutcome], None] | None = None,
+) -> TriageReport:
     raise NotImplementedError("Write run_batch(): see the instructions above.")
 
 
@@ -575,21 +668,54 @@ def support_model(prompt: str) -> str:
     ticket = prompt.split("Ticket:", 1)[1].split("\n", 1)[0].strip()
     if "lorem" in ticket.lower() and "was not valid" not in prompt:
         return "Happy to help! Could you tell me a little more?"
-    label = "billing" if "invoice" in ticket else "bug" if "crash" in ticket else "question"
-    answer = json.dumps({"label": label, "priority": "normal", "summary": ticket[:60], "needs_human": False})
+    label = (
+        "billing" if "invoice" in ticket else "bug" if "crash" in ticket else "question"
+    )
+    answer = json.dumps(
+        {
+            "label": label,
+            "priority": "normal",
+            "summary": ticket[:60],
+            "needs_human": False,
+        }
+    )
     return f"```json\n{answer}\n```" if label == "bug" else answer
 
 
 async def whole_service_demo() -> None:
-    tickets = [Ticket(id="T-1", text="Where is my invoice?"), Ticket(id="T-2", text="The app crashes."),
-               Ticket(id="T-3", text="Lorem ipsum."), Ticket(id="T-4", text="Do you ship to Norway?")]
-    async with LLMServer(replies={"Ticket:": support_model}) as server, httpx.AsyncClient() as http:
-        settings = TriageSettings(base_url=server.url("fail_first:2:503", key="demo"),
-                                  api_key=SecretStr(server.api_key), backoff_base_s=0.02)
+    tickets = [
+        Ticket(id="T-1", text="Where is my invoice?"),
+        Ticket(id="T-2", text="The app crashes."),
+        Ticket(id="T-3", text="Lorem ipsum."),
+        Ticket(id="T-4", text="Do you ship to Norway?"),
+    ]
+    async with (
+        LLMServer(replies={"Ticket:": support_model}) as server,
+        httpx.AsyncClient() as http,
+    ):
+        settings = TriageSettings(
+            base_url=server.url("fail_first:2:503", key="demo"),
+            api_key=SecretStr(server.api_key),
+            backoff_base_s=0.02,
+        )
         telemetry = Telemetry(make_logger(sys.stdout), CollectorRegistry())
         service = TriageService(settings, http, telemetry)
         report = await run_batch(service, tickets)
-    print(report.model_dump_json(indent=2, include={"succeeded", "failed", "by_label", "errors"}))
+    print(
+        report.model_dump_json(
+            indent=2, include={"succeeded", "failed", "by_label", "errors"}
+        )
+    )
 
 
 await whole_service_demo()
+
+# %% [markdown]
+# ## What next
+#
+# - Run each `check("...")` cell above: it runs that exercise's tests and says what
+#   passes and what a failing test expected.
+# - From a terminal, `course check 11_capstone` grades the whole chapter the way the
+#   grader will (see [Checking and grading your work](../grading)).
+# - That was the last chapter: `course progress` shows what you have passed, and
+#   the [appendix](../appendix/cheat_sheet) gathers the course on one page.

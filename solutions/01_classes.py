@@ -117,10 +117,12 @@ class LLMProvider(ABC):
     def __init_subclass__(cls, *, key: str | None = None, **kwargs: Any) -> None:
         """Exercise 2: register a subclass declared with a key; see the instructions."""
         # BEGIN SOLUTION
-        # STUB: super().__init_subclass__(**kwargs)  # exercise 2: register cls under its key
+        # STUB: # exercise 2: register cls under its key
+        # STUB: super().__init_subclass__(**kwargs)
         super().__init_subclass__(**kwargs)
         if key is None:
-            return  # an abstract intermediate or a helper: not a provider you can ask for
+            # an abstract intermediate or a helper: not a provider you can ask for
+            return
         taken = LLMProvider.registry.get(key)
         if taken is not None:
             raise ValueError(
@@ -157,7 +159,9 @@ class LLMProvider(ABC):
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` is for this provider's tokenizer."""
         # BEGIN SOLUTION
-        # STUB: raise NotImplementedError("Make LLMProvider.count_tokens abstract: see above.")
+        # STUB: raise NotImplementedError(
+        # STUB:     "Make LLMProvider.count_tokens abstract: see above."
+        # STUB: )
         # END SOLUTION
 
     def prompt_tokens(self, prompt: Prompt) -> int:
@@ -301,7 +305,8 @@ class EchoProvider(LLMProvider, key="echo"):
 
 
 class ScriptedProvider(LLMProvider, key="scripted"):
-    """Plays back ``replies`` in order and records each prompt; ~4 characters per token."""
+    """Plays back ``replies`` in order and records each prompt; ~4 characters per token.
+    """
 
     prompts: list[Prompt]  # every prompt received, oldest first: one list per instance
 
@@ -320,12 +325,14 @@ class ScriptedProvider(LLMProvider, key="scripted"):
         # END SOLUTION
 
     def complete(self, prompt: Prompt) -> Completion:
-        """Record ``prompt``, then return the next scripted reply (RuntimeError when none)."""
+        """Record ``prompt``, then return the next scripted reply (RuntimeError when
+        none)."""
         # BEGIN SOLUTION
         self.prompts.append(prompt)
         if len(self.prompts) > len(self._replies):
             raise RuntimeError(
-                f"ScriptedProvider ran out of replies: the script has {len(self._replies)}"
+                "ScriptedProvider ran out of replies: the script has "
+                f"{len(self._replies)}"
             )
         reply = self._replies[len(self.prompts) - 1]
         return Completion(
@@ -378,7 +385,8 @@ from dataclasses import fields
 
 @dataclass(frozen=True)
 class ProviderConfig:
-    """Which provider to build: ``provider`` is a registry key, ``options`` go to its class."""
+    """Which provider to build: ``provider`` is a registry key, ``options`` go to its
+    class."""
 
     provider: str
     model: str
@@ -386,7 +394,8 @@ class ProviderConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Build a config from a plain dict; a missing or unknown key is a ValueError."""
+        """Build a config from a plain dict; a missing or unknown key is a ValueError.
+        """
         # BEGIN SOLUTION
         allowed = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(allowed))
@@ -397,7 +406,9 @@ class ProviderConfig:
             )
         missing = [name for name in ("provider", "model") if name not in data]
         if missing:
-            raise ValueError(f"provider config is missing {', '.join(map(repr, missing))}")
+            raise ValueError(
+                f"provider config is missing {', '.join(map(repr, missing))}"
+            )
         return cls(
             provider=data["provider"],
             model=data["model"],
@@ -414,13 +425,19 @@ def create_provider(config: ProviderConfig | Mapping[str, Any]) -> LLMProvider:
     provider_class = LLMProvider.registry.get(config.provider)
     if provider_class is None:
         known = ", ".join(sorted(LLMProvider.registry)) or "none"
-        raise ValueError(f"unknown provider {config.provider!r}; known providers: {known}")
+        raise ValueError(
+            f"unknown provider {config.provider!r}; known providers: {known}"
+        )
     return provider_class(model=config.model, **config.options)
     # END SOLUTION
 
 
 # %% tags=["demo"]
-settings = {"provider": "scripted", "model": "script-1", "options": {"replies": ["Hi!"]}}
+settings = {
+    "provider": "scripted",
+    "model": "script-1",
+    "options": {"replies": ["Hi!"]},
+}
 print(create_provider(settings), create_provider(settings).ask("Hello"))
 for bad in ({"provider": "opnai", "model": "gpt"}, {"provider": "echo", "modle": "e"}):
     try:
@@ -453,7 +470,8 @@ check("provider_factory")
 
 # %%
 class PromptBuilder:
-    """Collects the parts of a chat prompt; ``build()`` checks them and returns a Prompt."""
+    """Collects the parts of a chat prompt; ``build()`` checks them and returns a
+    Prompt."""
 
     def __init__(self) -> None:
         # BEGIN SOLUTION
@@ -493,7 +511,9 @@ class PromptBuilder:
         """Check the parts and return them as an immutable Prompt."""
         # BEGIN SOLUTION
         if self._user is None:
-            raise ValueError("a prompt needs a user message: call .user(...) before .build()")
+            raise ValueError(
+                "a prompt needs a user message: call .user(...) before .build()"
+            )
         messages: list[Message] = []
         if self._system is not None:
             messages.append(Message("system", self._system))

@@ -33,10 +33,11 @@
 # course folder, in a terminal:
 #
 # ```bash
-# .venv/bin/mypy --strict exercises/02_type_hints.py      # a .py notebook
+# .venv/bin/mypy --strict exercises/02_type_hints.py   # a .py notebook
 # .venv/bin/python -m course.typecheck exercises/02_type_hints.py
 # .venv/bin/python -m course.typecheck my_copy/02_type_hints.ipynb
-# .venv/bin/python -m course.typecheck --no-any-in=from_openai,from_anthropic exercises/02_type_hints.py
+# .venv/bin/python -m course.typecheck --no-any-in=from_openai,from_anthropic \
+#     exercises/02_type_hints.py
 # ```
 #
 # The second form works for `.py` and `.ipynb` alike and names the cell each error is in;
@@ -46,7 +47,7 @@
 from typing import Annotated, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from typing_extensions import TypedDict  # Pydantic on Python 3.11 needs this one, not typing's
+from typing_extensions import TypedDict  # Pydantic on 3.11 needs this, not typing's
 
 # %% [markdown]
 # Here is one response of each kind, already parsed from JSON. Both say "Paris".
@@ -185,7 +186,10 @@ class AnthropicResponse(TypedDict):
 # %%
 openai_data = TypeAdapter(OpenAIResponse).validate_python(OPENAI_SAMPLE)
 anthropic_data = TypeAdapter(AnthropicResponse).validate_python(ANTHROPIC_SAMPLE)
-print(openai_data["choices"][0]["message"]["content"], anthropic_data["content"][0]["text"])
+print(
+    openai_data["choices"][0]["message"]["content"],
+    anthropic_data["content"][0]["text"],
+)
 
 # %%
 from course.check import check
@@ -293,7 +297,8 @@ ANTHROPIC_FINISH: dict[str, FinishReason] = {
 
 
 def from_openai(raw: object) -> LLMResponse:
-    """An OpenAI-style chat completion as an LLMResponse; ValidationError if malformed."""
+    """An OpenAI-style chat completion as an LLMResponse; ValidationError if malformed.
+    """
     # BEGIN SOLUTION
     data = OPENAI_ADAPTER.validate_python(raw)
     choice = data["choices"][0]
@@ -361,7 +366,8 @@ from pathlib import Path
 
 from course.typecheck import typecheck_notebook
 
-this_notebook = next(Path(".").glob("02_type_hints.*"))  # .py or .ipynb, whichever you use
+# .py or .ipynb, whichever you use
+this_notebook = next(Path(".").glob("02_type_hints.*"))
 errors = typecheck_notebook(this_notebook, no_any_in=("from_openai", "from_anthropic"))
 print("\n".join(errors) or "mypy --strict: no errors")
 

@@ -86,7 +86,8 @@ def dedupe(texts: Iterable[str]) -> Iterator[str]:
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Lists of ``size`` items (the last may be shorter), lazily; ValueError if size < 1."""
+    """Lists of ``size`` items (the last may be shorter), lazily; ValueError if size <
+    1."""
     # BEGIN SOLUTION
     if size < 1:
         raise ValueError(f"batch size must be at least 1, got {size}")
@@ -113,7 +114,13 @@ def training_batches(lines: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 # %% tags=["demo"]
-raw = ["  What is RAG? ", "What is   RAG?", "", "Define\tembedding.", "What is a token?"]
+raw = [
+    "  What is RAG? ",
+    "What is   RAG?",
+    "",
+    "Define\tembedding.",
+    "What is a token?",
+]
 for batch in training_batches(raw, 2):
     print(batch)
 
@@ -146,7 +153,9 @@ timing_logger = logging.getLogger("timing")
 
 
 @overload
-def timed(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]: ...
+def timed(
+    func: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]: ...
 @overload
 def timed(func: Callable[P, R]) -> Callable[P, R]: ...
 def timed(func: Callable[P, Any]) -> Callable[P, Any]:
@@ -185,7 +194,9 @@ def timed(func: Callable[P, Any]) -> Callable[P, Any]:
 
 
 # %% tags=["demo"]
-logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s", force=True)
+logging.basicConfig(
+    level=logging.INFO, format="%(name)s %(levelname)s %(message)s", force=True
+)
 
 
 @timed
@@ -255,7 +266,8 @@ def retry(
     on: tuple[type[BaseException], ...] = RETRYABLE,
     delay: float = 0.0,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Call the decorated function up to ``attempts`` times while it raises one of ``on``."""
+    """Call the decorated function up to ``attempts`` times while it raises one of
+    ``on``."""
     # BEGIN SOLUTION
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")

@@ -77,7 +77,8 @@ def answer_text(data: Any) -> str:
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Seconds the server asks you to wait before retrying, or None if it does not say."""
+    """Seconds the server asks you to wait before retrying, or None if it does not say.
+    """
     milliseconds = response.headers.get("retry-after-ms")
     if milliseconds is not None:
         try:
@@ -103,9 +104,12 @@ class APIError(Exception):
 
     def __init__(self, status: int | None, request_id: str, attempts: int) -> None:
         got = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"request {request_id} failed after {attempts} attempt(s): {got}")
+        super().__init__(
+            f"request {request_id} failed after {attempts} attempt(s): {got}"
+        )
         self.status = status
-        """The last status received; None when the last attempt got no response at all."""
+        """The last status received; None when the last attempt got no response at all.
+        """
         self.request_id = request_id
         self.attempts = attempts
 
@@ -147,7 +151,9 @@ class TokenBucket:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if rate <= 0 or capacity < 1:
-            raise ValueError(f"need rate > 0 and capacity >= 1, got rate={rate}, capacity={capacity}")
+            raise ValueError(
+                f"need rate > 0 and capacity >= 1, got rate={rate}, capacity={capacity}"
+            )
         self.rate = rate
         self.capacity = capacity
         self.clock = clock
@@ -162,7 +168,9 @@ class TokenBucket:
     def _refill(self) -> None:
         # BEGIN SOLUTION
         now = self.clock()
-        self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+        self._tokens = min(
+            self.capacity, self._tokens + (now - self._updated) * self.rate
+        )
         self._updated = now
         # END SOLUTION
 
@@ -211,7 +219,10 @@ async def bucket_demo() -> None:
         await bucket.acquire()
         print(f"t={clock.now:.2f}s  request sent")
     clock.now += 3600
-    print("after an idle hour, tokens available at once:", sum(bucket.try_acquire() for _ in range(10)))
+    print(
+        "after an idle hour, tokens available at once:",
+        sum(bucket.try_acquire() for _ in range(10)),
+    )
 
 
 await bucket_demo()
@@ -244,7 +255,11 @@ check("token_bucket")
 
 # %%
 def backoff_delay(
-    attempt: int, *, base: float = 0.5, cap: float = 30.0, rand: Callable[[], float] = random.random
+    attempt: int,
+    *,
+    base: float = 0.5,
+    cap: float = 30.0,
+    rand: Callable[[], float] = random.random,
 ) -> float:
     # BEGIN SOLUTION
     if attempt < 1:
@@ -343,26 +358,40 @@ class RateLimitedClient:
         return self
 
     async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.aclose()
 
     async def complete(
-        self, prompt: str, *, model: str = "mock-gpt", headers: Mapping[str, str] | None = None
+        self,
+        prompt: str,
+        *,
+        model: str = "mock-gpt",
+        headers: Mapping[str, str] | None = None,
     ) -> str:
         # BEGIN SOLUTION
         request_id = uuid.uuid4().hex
         sent = {**(headers or {}), "X-Request-ID": request_id}
 
         def log(level: int, attempt: int, status: int | None, delay: float) -> None:
-            fields = {"request_id": request_id, "attempt": attempt, "status": status, "delay": delay}
+            fields = {
+                "request_id": request_id,
+                "attempt": attempt,
+                "status": status,
+                "delay": delay,
+            }
             self.logger.log(level, "llm attempt", extra=fields)
 
         for attempt in range(1, self.max_attempts + 1):
             await self.bucket.acquire()
             response: httpx.Response | None
             try:
-                response = await self.http.post(CHAT_PATH, json=chat_body(prompt, model), headers=sent)
+                response = await self.http.post(
+                    CHAT_PATH, json=chat_body(prompt, model), headers=sent
+                )
             except httpx.TransportError:
                 response = None  # no response at all: retryable, like a 5xx
             status = response.status_code if response is not None else None
@@ -373,7 +402,9 @@ class RateLimitedClient:
             if not retryable or attempt == self.max_attempts:
                 log(logging.ERROR, attempt, status, 0.0)
                 raise APIError(status, request_id, attempt)
-            delay = backoff_delay(attempt, base=self.base_delay, cap=self.max_delay, rand=self.rand)
+            delay = backoff_delay(
+                attempt, base=self.base_delay, cap=self.max_delay, rand=self.rand
+            )
             asked = retry_after_seconds(response) if response is not None else None
             if asked is not None:
                 delay = max(delay, asked)
@@ -401,7 +432,10 @@ class JsonLines(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields = ("request_id", "attempt", "status", "delay")
-        event: dict[str, Any] = {"level": record.levelname, "message": record.getMessage()}
+        event: dict[str, Any] = {
+            "level": record.levelname,
+            "message": record.getMessage(),
+        }
         event.update({name: getattr(record, name, None) for name in fields})
         return json.dumps(event)
 
@@ -415,16 +449,26 @@ async def client_demo() -> None:
     demo_logger.addHandler(handler)
     async with LLMServer() as server:
         client = RateLimitedClient(
-            server.base_url, requests_per_minute=3000, burst=5, base_delay=0.05, logger=demo_logger
+            server.base_url,
+            requests_per_minute=3000,
+            burst=5,
+            base_delay=0.05,
+            logger=demo_logger,
         )
         async with client:
+
             def scenario(i: int) -> dict[str, str]:
-                spec = "fail_first:1" if i % 10 == 3 else "error:400" if i == 39 else "ok"
+                spec = (
+                    "fail_first:1" if i % 10 == 3 else "error:400" if i == 39 else "ok"
+                )
                 return {"X-Mock-Scenario": spec, "X-Mock-Key": f"demo-{i}"}
 
             handler.setLevel(logging.CRITICAL)  # quiet for the crowd...
             results = await asyncio.gather(
-                *(client.complete(f"Prompt {i}", headers=scenario(i)) for i in range(40)),
+                *(
+                    client.complete(f"Prompt {i}", headers=scenario(i))
+                    for i in range(40)
+                ),
                 return_exceptions=True,
             )
             handler.setLevel(logging.INFO)  # ...then loud for one call
@@ -455,9 +499,12 @@ check("rate_limited_client")
 # %% tags=["demo"]
 def answer_all_slowly(base_url: str, prompts: list[str]) -> list[str]:
     answers = []
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+    with httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as client:
         for prompt in prompts:  # one request at a time
-            response = client.post(CHAT_PATH, json=chat_body(prompt))  # sync: blocks the event loop
+            # sync: blocks the event loop
+            response = client.post(CHAT_PATH, json=chat_body(prompt))
             response.raise_for_status()  # one failure throws away every answer so far
             answers.append(answer_text(response.json()))
             time.sleep(0.1)  # "to be nice to the API": blocks the event loop too
@@ -466,7 +513,9 @@ def answer_all_slowly(base_url: str, prompts: list[str]) -> list[str]:
 
 with LLMServer(scenario="latency:50ms") as slow_server:
     started = time.perf_counter()
-    slow_answers = answer_all_slowly(slow_server.base_url, [f"Prompt {i}" for i in range(5)])
+    slow_answers = answer_all_slowly(
+        slow_server.base_url, [f"Prompt {i}" for i in range(5)]
+    )
     print(f"{len(slow_answers)} answers in {time.perf_counter() - started:.2f} s")
 
 # %% [markdown]
@@ -490,7 +539,9 @@ with LLMServer(scenario="latency:50ms") as slow_server:
 #   a heartbeat task running while your function works, and it must keep ticking.
 
 # %%
-async def answer_all(client: httpx.AsyncClient, prompts: Sequence[str], limit: int) -> list[str | None]:
+async def answer_all(
+    client: httpx.AsyncClient, prompts: Sequence[str], limit: int
+) -> list[str | None]:
     # BEGIN SOLUTION
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")

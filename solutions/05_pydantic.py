@@ -132,7 +132,8 @@ class RetryPolicy(BaseModel):
     @field_validator("max_delay_s")
     @classmethod
     def not_below_base_delay(cls, value: float, info: ValidationInfo) -> float:
-        base = info.data.get("base_delay_s")  # absent when base_delay_s itself was invalid
+        # absent when base_delay_s itself was invalid
+        base = info.data.get("base_delay_s")
         if base is not None and value < base:
             raise ValueError(f"must be at least base_delay_s ({base})")
         return value
@@ -171,9 +172,14 @@ class AppSettings(BaseSettings):
 
     @model_validator(mode="after")
     def prod_needs_a_key(self) -> Self:
-        if self.profile == "prod" and self.openai_api_key is None and self.anthropic_api_key is None:
+        if (
+            self.profile == "prod"
+            and self.openai_api_key is None
+            and self.anthropic_api_key is None
+        ):
             raise ValueError("prod needs APP_OPENAI_API_KEY or APP_ANTHROPIC_API_KEY")
         return self
+
     # STUB: pass
     # END SOLUTION
 
@@ -234,7 +240,11 @@ def load_settings(env_dir: str | Path = ".") -> AppSettings:
         profile = dotenv_values(shared).get("APP_PROFILE")
     profile = profile or "dev"
     files = (shared, folder / f".env.{profile}")
-    logger.debug("loading profile %r from %s", profile, ", ".join(str(f) for f in files if f.is_file()))
+    logger.debug(
+        "loading profile %r from %s",
+        profile,
+        ", ".join(str(f) for f in files if f.is_file()),
+    )
     try:
         # `_env_file` replaces model_config's env_file for this call. mypy, without
         # Pydantic's plugin, knows only the fields as keyword arguments.
@@ -296,13 +306,17 @@ def config_error(exc: ValidationError) -> ConfigError:
     for error in exc.errors(include_input=False, include_url=False):
         where = f"{env_var_name(error['loc'])}: " if error["loc"] else ""
         lines.append(where + error["msg"])
-    return ConfigError(f"invalid configuration ({len(lines)} problem(s)):\n" + "\n".join(lines))
+    return ConfigError(
+        f"invalid configuration ({len(lines)} problem(s)):\n" + "\n".join(lines)
+    )
     # END SOLUTION
 
 
 # %% tags=["demo"]
 with tempfile.TemporaryDirectory() as scratch:
-    Path(scratch, ".env").write_text("APP_MODEL__TEMPERATURE=3\nAPP_RETRY__MAX_ATTEMPTS=0\n")
+    Path(scratch, ".env").write_text(
+        "APP_MODEL__TEMPERATURE=3\nAPP_RETRY__MAX_ATTEMPTS=0\n"
+    )
     try:
         load_settings(scratch)
     except ConfigError as exc:
@@ -329,7 +343,8 @@ def log_settings(settings: AppSettings, log: logging.Logger = logger) -> None:
         return "set" if key is not None else "unset"
 
     log.info(
-        "settings: profile=%s model=%s temperature=%s max_attempts=%s openai_api_key=%s anthropic_api_key=%s",
+        "settings: profile=%s model=%s temperature=%s max_attempts=%s "
+        "openai_api_key=%s anthropic_api_key=%s",
         settings.profile,
         settings.model.name,
         settings.model.temperature,
@@ -341,7 +356,9 @@ def log_settings(settings: AppSettings, log: logging.Logger = logger) -> None:
 
 
 # %% tags=["demo"]
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
+logging.basicConfig(
+    level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
+)
 demo = AppSettings(openai_api_key=SecretStr("sk-demo-0123456789abcdef"))
 log_settings(demo)
 print(repr(demo.openai_api_key), demo.model_dump_json(include={"openai_api_key"}))

@@ -76,7 +76,8 @@ class RateLimitError(RetryableError):
 
 
 class NonRetryableError(ProviderError):
-    """The request is wrong (400, 401, 404, ...): retrying or switching will not help."""
+    """The request is wrong (400, 401, 404, ...): retrying or switching will not help.
+    """
 
 
 class CircuitOpenError(ProviderError):
@@ -84,7 +85,8 @@ class CircuitOpenError(ProviderError):
 
 
 class AllProvidersFailed(ProviderError):
-    """No provider answered and nothing was cached: the graceful error for the caller."""
+    """No provider answered and nothing was cached: the graceful error for the caller.
+    """
 
     def __init__(self, errors: Sequence[tuple[str, BaseException]]) -> None:
         detail = "; ".join(f"{name}: {type(exc).__name__}" for name, exc in errors)
@@ -104,7 +106,8 @@ class Completion:
 # %%
 @dataclass
 class Provider:
-    """One provider, OpenAI-style (``/v1/chat/completions``) or Anthropic-style (``/v1/messages``)."""
+    """One provider, OpenAI-style (``/v1/chat/completions``) or Anthropic-style
+    (``/v1/messages``)."""
 
     name: str
     client: httpx.AsyncClient
@@ -119,23 +122,36 @@ class Provider:
     async def complete(self, prompt: str) -> Completion:
         messages = [{"role": "user", "content": prompt}]
         if self.style == "openai":
-            path, auth = "/v1/chat/completions", {"Authorization": f"Bearer {self.api_key}"}
+            path, auth = (
+                "/v1/chat/completions",
+                {"Authorization": f"Bearer {self.api_key}"},
+            )
             body: dict[str, Any] = {"model": self.model, "messages": messages}
         else:
-            path, auth = "/v1/messages", {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"}
+            path, auth = (
+                "/v1/messages",
+                {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"},
+            )
             body = {"model": self.model, "max_tokens": 256, "messages": messages}
         try:
             response = await self.client.post(
-                self.base_url + path, json=body, headers={**auth, **self.headers}, timeout=self.timeout_s
+                self.base_url + path,
+                json=body,
+                headers={**auth, **self.headers},
+                timeout=self.timeout_s,
             )
         except httpx.TimeoutException as exc:
             raise RetryableError(self.name, "timed out") from exc
         except httpx.TransportError as exc:
-            raise RetryableError(self.name, f"connection failed ({type(exc).__name__})") from exc
+            raise RetryableError(
+                self.name, f"connection failed ({type(exc).__name__})"
+            ) from exc
         status = response.status_code
         if status == 429:
             retry_ms = response.headers.get("retry-after-ms")
-            raise RateLimitError(self.name, float(retry_ms) / 1000 if retry_ms else None)
+            raise RateLimitError(
+                self.name, float(retry_ms) / 1000 if retry_ms else None
+            )
         if status >= 500 or status == 408:
             raise RetryableError(self.name, f"HTTP {status}")
         if status >= 400:
@@ -144,7 +160,9 @@ class Provider:
         if self.style == "openai":
             text = data["choices"][0]["message"]["content"]
         else:
-            text = "".join(block["text"] for block in data["content"] if block["type"] == "text")
+            text = "".join(
+                block["text"] for block in data["content"] if block["type"] == "text"
+            )
         return Completion(text=text, source=self.name)
 
 
@@ -221,8 +239,12 @@ class CircuitBreaker:
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         # BEGIN SOLUTION
         state = self.state
-        if state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and self._trial_running):
-            raise CircuitOpenError(self.name, f"circuit {state} (trial running: {self._trial_running})")
+        if state is BreakerState.OPEN or (
+            state is BreakerState.HALF_OPEN and self._trial_running
+        ):
+            raise CircuitOpenError(
+                self.name, f"circuit {state} (trial running: {self._trial_running})"
+            )
         trial = state is BreakerState.HALF_OPEN
         if trial:
             self._trial_running = True
@@ -326,7 +348,8 @@ class ResilientClient:
         self.providers = list(providers)
         # BEGIN SOLUTION
         self.breakers = {
-            p.name: CircuitBreaker(failure_threshold, cooldown_s, clock, name=p.name) for p in self.providers
+            p.name: CircuitBreaker(failure_threshold, cooldown_s, clock, name=p.name)
+            for p in self.providers
         }
         self.cache: dict[str, str] = {}
         # END SOLUTION
@@ -346,7 +369,9 @@ class ResilientClient:
         return self.degrade(prompt, errors)
         # END SOLUTION
 
-    def degrade(self, prompt: str, errors: Sequence[tuple[str, BaseException]]) -> Completion:
+    def degrade(
+        self, prompt: str, errors: Sequence[tuple[str, BaseException]]
+    ) -> Completion:
         # BEGIN SOLUTION
         if prompt in self.cache:
             return Completion(text=self.cache[prompt], source="cache", degraded=True)
@@ -363,8 +388,12 @@ from course.llm_server import LLMServer
 
 async def fallback_demo() -> None:
     async with LLMServer() as server, httpx.AsyncClient() as http:
-        primary = Provider("primary", http, server.base_url, headers={"X-Mock-Scenario": "error:503"})
-        secondary = Provider("secondary", http, server.base_url, style="anthropic", model="mock-claude")
+        primary = Provider(
+            "primary", http, server.base_url, headers={"X-Mock-Scenario": "error:503"}
+        )
+        secondary = Provider(
+            "secondary", http, server.base_url, style="anthropic", model="mock-claude"
+        )
         client = ResilientClient([primary, secondary])
         answer = await client.complete("Say hello.")
         print(answer.source, answer.degraded, answer.text[:40])
@@ -403,7 +432,13 @@ check("fallback_chain")
 
 # %%
 class HedgingClient(ResilientClient):
-    def __init__(self, providers: Sequence[Provider], *, hedge_after_s: float = 0.5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        providers: Sequence[Provider],
+        *,
+        hedge_after_s: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(providers, **kwargs)
         self.hedge_after_s = hedge_after_s
 
@@ -416,14 +451,17 @@ class HedgingClient(ResilientClient):
         def start_next() -> None:
             if waiting:
                 provider = waiting.pop(0)
-                call = self.breakers[provider.name].call(partial(provider.complete, prompt))
+                call = self.breakers[provider.name].call(
+                    partial(provider.complete, prompt)
+                )
                 running[asyncio.create_task(call)] = provider.name
 
         try:
             start_next()
             while running:
                 done, _ = await asyncio.wait(
-                    running, timeout=self.hedge_after_s if waiting else None,
+                    running,
+                    timeout=self.hedge_after_s if waiting else None,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if not done:  # nobody answered in time: hedge
@@ -454,10 +492,16 @@ class HedgingClient(ResilientClient):
 # %% tags=["demo"]
 async def hedging_demo() -> None:
     async with LLMServer() as server, httpx.AsyncClient() as http:
-        slow = Provider("slow", http, server.base_url, headers={"X-Mock-Scenario": "latency:1s"})
-        fast = Provider("fast", http, server.base_url, style="anthropic", model="mock-claude")
+        slow = Provider(
+            "slow", http, server.base_url, headers={"X-Mock-Scenario": "latency:1s"}
+        )
+        fast = Provider(
+            "fast", http, server.base_url, style="anthropic", model="mock-claude"
+        )
         start = time.perf_counter()
-        answer = await HedgingClient([slow, fast], hedge_after_s=0.05).complete("Say hello.")
+        answer = await HedgingClient([slow, fast], hedge_after_s=0.05).complete(
+            "Say hello."
+        )
         print(f"{answer.source} answered in {time.perf_counter() - start:.2f}s")
 
 

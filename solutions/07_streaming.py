@@ -74,11 +74,24 @@ class Endpoint:
     def request(self, client: httpx.AsyncClient, prompt: str) -> httpx.Request:
         messages = [{"role": "user", "content": prompt}]
         if self.style == "openai":
-            path, auth = "/v1/chat/completions", {"Authorization": f"Bearer {self.api_key}"}
-            body: dict[str, Any] = {"model": self.model or "mock-gpt", "messages": messages}
+            path, auth = (
+                "/v1/chat/completions",
+                {"Authorization": f"Bearer {self.api_key}"},
+            )
+            body: dict[str, Any] = {
+                "model": self.model or "mock-gpt",
+                "messages": messages,
+            }
         else:
-            path, auth = "/v1/messages", {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"}
-            body = {"model": self.model or "mock-claude", "max_tokens": 4096, "messages": messages}
+            path, auth = (
+                "/v1/messages",
+                {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"},
+            )
+            body = {
+                "model": self.model or "mock-claude",
+                "max_tokens": 4096,
+                "messages": messages,
+            }
         body["stream"] = True
         return client.build_request(
             "POST", self.base_url + path, json=body, headers={**auth, **self.headers}
@@ -99,7 +112,8 @@ ProgressCallback = Callable[[Progress], None]
 
 
 class StreamError(Exception):
-    """A stream that did not finish properly. ``partial`` is the text received before it broke."""
+    """A stream that did not finish properly. ``partial`` is the text received before it
+    broke."""
 
     def __init__(self, message: str, partial: str = "") -> None:
         super().__init__(message)
@@ -115,7 +129,8 @@ class StreamDropped(StreamError):
 
 
 class MalformedChunk(StreamError):
-    """Event number ``index`` (1-based) of the stream carried ``data`` that could not be read."""
+    """Event number ``index`` (1-based) of the stream carried ``data`` that could not be
+    read."""
 
     def __init__(self, message: str, partial: str, *, index: int, data: str) -> None:
         super().__init__(message, partial)
@@ -217,7 +232,9 @@ class StreamBuffer:
     def close(self) -> None:
         # BEGIN SOLUTION
         if self._text:
-            raise ValueError(f"the stream ended inside a JSON object: {self.pending[:80]!r}")
+            raise ValueError(
+                f"the stream ended inside a JSON object: {self.pending[:80]!r}"
+            )
         # END SOLUTION
 
 
@@ -286,12 +303,17 @@ def _event_text(style: Style, name: str | None, data: str, index: int) -> str | 
         payload = json.loads(data)
     except json.JSONDecodeError as exc:
         raise MalformedChunk(
-            f"event {index} is not valid JSON ({exc.msg}): {data[:60]!r}", "", index=index, data=data
+            f"event {index} is not valid JSON ({exc.msg}): {data[:60]!r}",
+            "",
+            index=index,
+            data=data,
         ) from exc
     try:
         if "error" in payload:
             error = payload["error"]
-            raise StreamError(f"the provider sent an error event: {error.get('message', error)}")
+            raise StreamError(
+                f"the provider sent an error event: {error.get('message', error)}"
+            )
         if style == "openai":
             choices = payload["choices"]
             return str(choices[0]["delta"].get("content") or "") if choices else ""
@@ -304,7 +326,10 @@ def _event_text(style: Style, name: str | None, data: str, index: int) -> str | 
         return ""
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise MalformedChunk(
-            f"event {index} has an unexpected shape ({exc!r}): {data[:60]!r}", "", index=index, data=data
+            f"event {index} has an unexpected shape ({exc!r}): {data[:60]!r}",
+            "",
+            index=index,
+            data=data,
         ) from exc
 
 
@@ -326,11 +351,14 @@ async def stream_text(
     chars = 0
 
     def gap_error() -> StreamTimeout:
-        return StreamTimeout(f"nothing arrived for {chunk_timeout_s:g}s", "".join(received))
+        return StreamTimeout(
+            f"nothing arrived for {chunk_timeout_s:g}s", "".join(received)
+        )
 
     request = endpoint.request(client, prompt)
     try:
-        # The wait for the status line is a gap too: a stalled server may send nothing at all.
+        # The wait for the status line is a gap too: a stalled server may send
+        # nothing at all.
         async with asyncio.timeout(chunk_timeout_s):
             response = await client.send(request, stream=True)
     except (TimeoutError, httpx.TimeoutException):
@@ -341,18 +369,23 @@ async def stream_text(
         if response.status_code != 200:
             async with asyncio.timeout(chunk_timeout_s):
                 body = await response.aread()
-            raise StreamError(f"HTTP {response.status_code}: {body[:200].decode(errors='replace')}")
+            raise StreamError(
+                f"HTTP {response.status_code}: {body[:200].decode(errors='replace')}"
+            )
         lines = response.aiter_lines()
         name: str | None = None
         data: list[str] = []
         index = 0
         while True:
-            # One timeout per line, never around the yield: the caller's time is not a gap.
+            # One timeout per line, never around the yield: the caller's time is not
+            # a gap.
             try:
                 async with asyncio.timeout(chunk_timeout_s):
                     line = await anext(lines)
             except StopAsyncIteration:
-                raise StreamDropped("the stream ended before its end marker", "".join(received)) from None
+                raise StreamDropped(
+                    "the stream ended before its end marker", "".join(received)
+                ) from None
             if line:
                 key, _, value = line.partition(":")
                 if key == "event":
@@ -381,11 +414,16 @@ async def stream_text(
     except (TimeoutError, httpx.TimeoutException):
         raise gap_error() from None
     except httpx.TransportError as exc:
-        raise StreamDropped(f"the connection dropped ({exc})", "".join(received)) from exc
+        raise StreamDropped(
+            f"the connection dropped ({exc})", "".join(received)
+        ) from exc
     finally:
         await response.aclose()
-    # STUB: raise NotImplementedError("Write stream_text(): see the instructions above.")
-    # STUB: yield ""  # never reached: a `yield` makes this an async generator, as yours will be
+    # STUB: raise NotImplementedError(
+    # STUB:     "Write stream_text(): see the instructions above."
+    # STUB: )
+    # STUB: # never reached: a `yield` makes this an async generator, as yours will be
+    # STUB: yield ""
     # END SOLUTION
 
 
@@ -446,14 +484,22 @@ check("stream_text")
 # %% tags=["demo"]
 async def faults_demo() -> None:
     async with LLMServer() as server, httpx.AsyncClient() as http:
-        for scenario in ("trickle:10ms", "stall:after=3", "drop_stream:after=5", "malformed_chunk:at=4"):
+        for scenario in (
+            "trickle:10ms",
+            "stall:after=3",
+            "drop_stream:after=5",
+            "malformed_chunk:at=4",
+        ):
             endpoint = Endpoint(server.base_url, headers={"X-Mock-Scenario": scenario})
             try:
                 stream = stream_text(http, endpoint, "Hi", chunk_timeout_s=0.2)
                 text = "".join([piece async for piece in stream])
                 print(f"{scenario:22} complete: {len(text)} characters")
             except StreamError as exc:
-                print(f"{scenario:22} {type(exc).__name__}: {exc} (partial {exc.partial!r})")
+                print(
+                    f"{scenario:22} {type(exc).__name__}: {exc} (partial "
+                    f"{exc.partial!r})"
+                )
 
 
 await faults_demo()
@@ -486,14 +532,23 @@ async def stream_objects(
     """Yield each JSON object of the streamed answer as soon as it is complete."""
     # BEGIN SOLUTION
     buffer = StreamBuffer()
-    chunks = stream_text(client, endpoint, prompt, chunk_timeout_s=chunk_timeout_s, on_progress=on_progress)
+    chunks = stream_text(
+        client,
+        endpoint,
+        prompt,
+        chunk_timeout_s=chunk_timeout_s,
+        on_progress=on_progress,
+    )
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
             for item in buffer.feed(chunk):
                 yield item
     buffer.close()
-    # STUB: raise NotImplementedError("Write stream_objects(): see the instructions above.")
-    # STUB: yield {}  # never reached: a `yield` makes this an async generator, as yours will be
+    # STUB: raise NotImplementedError(
+    # STUB:     "Write stream_objects(): see the instructions above."
+    # STUB: )
+    # STUB: # never reached: a `yield` makes this an async generator, as yours will be
+    # STUB: yield {}
     # END SOLUTION
 
 
@@ -502,12 +557,20 @@ async def stream_objects(
 
 # %% tags=["demo"]
 async def objects_demo() -> None:
-    records = [{"city": "Oslo", "temp_c": 4}, {"city": "Lima", "temp_c": 19}, {"city": "Pune", "temp_c": 31}]
+    records = [
+        {"city": "Oslo", "temp_c": 4},
+        {"city": "Lima", "temp_c": 19},
+        {"city": "Pune", "temp_c": 31},
+    ]
     script = " ".join(json.dumps(record) for record in records)
     async with LLMServer() as server, httpx.AsyncClient() as http:
-        endpoint = Endpoint(server.base_url, style="anthropic", headers={"X-Mock-Reply": script})
+        endpoint = Endpoint(
+            server.base_url, style="anthropic", headers={"X-Mock-Reply": script}
+        )
         progress: list[Progress] = []
-        async for record in stream_objects(http, endpoint, "Weather, please.", on_progress=progress.append):
+        async for record in stream_objects(
+            http, endpoint, "Weather, please.", on_progress=progress.append
+        ):
             print(f"after {progress[-1].chunks} chunks: {record}")
 
 

@@ -94,7 +94,8 @@ SECRET_SUFFIXES = ("_api_key", "_password", "_secret", "_token")
 
 
 def is_secret_key(name: str) -> bool:
-    """True for keys whose values must never reach a log: `api_key`, `Authorization`, ..."""
+    """True for keys whose values must never reach a log: `api_key`, `Authorization`,
+    ..."""
     lowered = name.lower()
     return lowered in SECRET_NAMES or lowered.endswith(SECRET_SUFFIXES)
 
@@ -113,7 +114,9 @@ def request_scope(request_id: str | None = None) -> Iterator[str]:
     # END SOLUTION
 
 
-def add_request_id(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+def add_request_id(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
     """Processor: add the current request ID to the event, unless it already has one."""
     # BEGIN SOLUTION
     request_id = request_id_var.get()
@@ -123,7 +126,9 @@ def add_request_id(logger: WrappedLogger, method_name: str, event_dict: EventDic
     # END SOLUTION
 
 
-def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+def redact_secrets(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
     """Processor: replace secret values with "[redacted]", in nested dicts too."""
     # BEGIN SOLUTION
     return cast(EventDict, _redacted(event_dict))
@@ -132,7 +137,9 @@ def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDic
 def _redacted(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {
-            key: "[redacted]" if isinstance(key, str) and is_secret_key(key) else _redacted(item)
+            key: "[redacted]"
+            if isinstance(key, str) and is_secret_key(key)
+            else _redacted(item)
             for key, item in value.items()
         }
     return value
@@ -167,7 +174,9 @@ demo_log = make_logger(demo_stream)
 with request_scope("req-demo"):
     demo_log.info("llm.call", model="tiny-1", api_key="sk-not-for-logs")
     demo_log.debug("dropped: below INFO")
-    demo_log.warning("rate_limited", headers={"Authorization": "Bearer abc", "Retry-After": "2"})
+    demo_log.warning(
+        "rate_limited", headers={"Authorization": "Bearer abc", "Retry-After": "2"}
+    )
 demo_log.info("outside any request")
 print(demo_stream.getvalue())
 
@@ -214,15 +223,22 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.errors = Counter(
-            "service_errors", "Failed calls by method and exception type.", ["method", "error"],
+            "service_errors",
+            "Failed calls by method and exception type.",
+            ["method", "error"],
             registry=registry,
         )
         # END SOLUTION
 
-    def record(self, method: str, seconds: float, error: BaseException | None = None) -> None:
-        """Count one call of `method` that took `seconds` and failed with `error`, if any."""
+    def record(
+        self, method: str, seconds: float, error: BaseException | None = None
+    ) -> None:
+        """Count one call of `method` that took `seconds` and failed with `error`, if
+        any."""
         # BEGIN SOLUTION
-        self.requests.labels(method=method, outcome="ok" if error is None else "error").inc()
+        self.requests.labels(
+            method=method, outcome="ok" if error is None else "error"
+        ).inc()
         self.latency.labels(method=method).observe(seconds)
         if error is not None:
             self.errors.labels(method=method, error=type(error).__name__).inc()
@@ -234,8 +250,16 @@ demo_registry = CollectorRegistry()
 demo_metrics = ServiceMetrics(demo_registry)
 demo_metrics.record("generate", 0.42)
 demo_metrics.record("generate", 1.7, TimeoutError("model too slow"))
-print(demo_registry.get_sample_value("service_requests_total", {"method": "generate", "outcome": "ok"}))
-print(demo_registry.get_sample_value("service_errors_total", {"method": "generate", "error": "TimeoutError"}))
+print(
+    demo_registry.get_sample_value(
+        "service_requests_total", {"method": "generate", "outcome": "ok"}
+    )
+)
+print(
+    demo_registry.get_sample_value(
+        "service_errors_total", {"method": "generate", "error": "TimeoutError"}
+    )
+)
 print(generate_latest(demo_registry).decode()[:600])
 
 # %%
@@ -301,20 +325,25 @@ def instrumented(telemetry: Telemetry, method: str, **fields: Any) -> Iterator[N
         telemetry.metrics.record(method, elapsed, exc)
         raise
     elapsed = telemetry.clock() - start
-    telemetry.log.info("call.end", method=method, outcome="ok", duration_ms=round(elapsed * 1000, 3))
+    telemetry.log.info(
+        "call.end", method=method, outcome="ok", duration_ms=round(elapsed * 1000, 3)
+    )
     telemetry.metrics.record(method, elapsed)
     # END SOLUTION
 
 
 def traced(func: Callable[P, R]) -> Callable[P, R]:
-    """Instrument a method (sync or async) of an object that has a `telemetry` attribute."""
+    """Instrument a method (sync or async) of an object that has a `telemetry`
+    attribute."""
     # BEGIN SOLUTION
     name = getattr(func, "__name__", "call")
 
     def telemetry_of(args: tuple[Any, ...]) -> Telemetry:
         telemetry = getattr(args[0], "telemetry", None) if args else None
         if not isinstance(telemetry, Telemetry):
-            raise TypeError(f"@traced {name}: the object has no Telemetry in .telemetry")
+            raise TypeError(
+                f"@traced {name}: the object has no Telemetry in .telemetry"
+            )
         return telemetry
 
     if inspect.iscoroutinefunction(func):
@@ -353,9 +382,16 @@ class Tokenizer:
 
 
 demo_stream = io.StringIO()
-tokenizer = Tokenizer(Telemetry(make_logger(demo_stream), ServiceMetrics(CollectorRegistry())))
-print(tokenizer.count("three small words"), await tokenizer.count_later("and two"))  # type: ignore[top-level-await]
-print(Tokenizer.count.__name__, Tokenizer.count.__doc__, inspect.iscoroutinefunction(Tokenizer.count_later))
+tokenizer = Tokenizer(
+    Telemetry(make_logger(demo_stream), ServiceMetrics(CollectorRegistry()))
+)
+later = await tokenizer.count_later("and two")  # type: ignore[top-level-await]
+print(tokenizer.count("three small words"), later)
+print(
+    Tokenizer.count.__name__,
+    Tokenizer.count.__doc__,
+    inspect.iscoroutinefunction(Tokenizer.count_later),
+)
 print(demo_stream.getvalue())
 
 # %%
@@ -457,8 +493,10 @@ class AnswerService:
         # BEGIN SOLUTION
         completion = await self.backend.complete(prompt)
         self.telemetry.log.info(
-            "llm.response", model=completion.model,
-            prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+            "llm.response",
+            model=completion.model,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
         )
         return completion.text
         # END SOLUTION
@@ -478,7 +516,9 @@ class AnswerService:
 # %% tags=["demo"]
 service_stream = io.StringIO()
 service_registry = CollectorRegistry()
-service_telemetry = Telemetry(make_logger(service_stream), ServiceMetrics(service_registry))
+service_telemetry = Telemetry(
+    make_logger(service_stream), ServiceMetrics(service_registry)
+)
 service = AnswerService(FakeBackend(), service_telemetry)
 results = await asyncio.gather(  # type: ignore[top-level-await]
     service.answer("Why jitter?", request_id="req-1"),
@@ -539,7 +579,9 @@ def step_durations(flow: Iterable[Mapping[str, Any]]) -> dict[str, float]:
 # %% tags=["demo"]
 failed = request_flow(service_stream.getvalue().splitlines(), "req-2")
 for event in failed:
-    print(event["level"], event["event"], event.get("method", ""), event.get("error", ""))
+    print(
+        event["level"], event["event"], event.get("method", ""), event.get("error", "")
+    )
 print(step_durations(failed).keys())
 
 # %%

@@ -90,7 +90,13 @@ print(Path(prompt_kit.__file__).read_text(encoding="utf-8"))
 # BEGIN SOLUTION
 @pytest.mark.parametrize(
     ("text", "tokens"),
-    [("", 0), ("hello", 1), ("Hello, world!", 4), ("don't panic", 4), ("  spaced   out ", 2)],
+    [
+        ("", 0),
+        ("hello", 1),
+        ("Hello, world!", 4),
+        ("don't panic", 4),
+        ("  spaced   out ", 2),
+    ],
 )
 def test_count_tokens(prompt_kit: ModuleType, text: str, tokens: int) -> None:
     assert prompt_kit.count_tokens(text) == tokens
@@ -113,14 +119,23 @@ def test_fit_history_costs_add_up(prompt_kit: ModuleType, chat: list[Any]) -> No
     assert [prompt_kit.message_tokens(m) for m in chat] == [7, 7, 6, 5, 8]
 
 
-def test_fit_history_keeps_a_history_that_fits_exactly(prompt_kit: ModuleType, chat: list[Any]) -> None:
+def test_fit_history_keeps_a_history_that_fits_exactly(
+    prompt_kit: ModuleType, chat: list[Any]
+) -> None:
     assert prompt_kit.fit_history(chat, 33) == chat
     assert prompt_kit.fit_history(chat, 1000) == chat
 
 
 @pytest.mark.parametrize(
     ("budget", "kept"),
-    [(32, [0, 2, 3, 4]), (26, [0, 2, 3, 4]), (25, [0, 3, 4]), (20, [0, 3, 4]), (15, [0, 4]), (7, [0])],
+    [
+        (32, [0, 2, 3, 4]),
+        (26, [0, 2, 3, 4]),
+        (25, [0, 3, 4]),
+        (20, [0, 3, 4]),
+        (15, [0, 4]),
+        (7, [0]),
+    ],
 )
 def test_fit_history_drops_oldest_first_and_keeps_system(
     prompt_kit: ModuleType, chat: list[Any], budget: int, kept: list[int]
@@ -128,7 +143,9 @@ def test_fit_history_drops_oldest_first_and_keeps_system(
     assert prompt_kit.fit_history(chat, budget) == [chat[i] for i in kept]
 
 
-def test_fit_history_stops_at_the_first_message_that_does_not_fit(prompt_kit: ModuleType) -> None:
+def test_fit_history_stops_at_the_first_message_that_does_not_fit(
+    prompt_kit: ModuleType,
+) -> None:
     m = prompt_kit.Message
     long = m("assistant", " ".join(["word"] * 20))
     history = [m("system", "Be brief."), m("user", "a"), long, m("user", "b")]
@@ -142,10 +159,15 @@ def test_fit_history_without_system_message(prompt_kit: ModuleType) -> None:
     assert prompt_kit.fit_history([], 0) == []
 
 
-def test_fit_history_rejects_a_system_message_over_budget(prompt_kit: ModuleType, chat: list[Any]) -> None:
+def test_fit_history_rejects_a_system_message_over_budget(
+    prompt_kit: ModuleType, chat: list[Any]
+) -> None:
     with pytest.raises(prompt_kit.BudgetError):
         prompt_kit.fit_history(chat, 6)
-# STUB: def test_fit_history(prompt_kit: ModuleType) -> None: raise NotImplementedError("Write your tests")
+
+
+# STUB: def test_fit_history(prompt_kit: ModuleType) -> None:
+# STUB:     raise NotImplementedError("Write your tests")
 # END SOLUTION
 
 
@@ -187,35 +209,54 @@ def test_build_messages_snapshot_with_documents(prompt_kit: ModuleType) -> None:
     ]
 
 
-def test_build_messages_without_documents_sends_the_question_alone(prompt_kit: ModuleType) -> None:
+def test_build_messages_without_documents_sends_the_question_alone(
+    prompt_kit: ModuleType,
+) -> None:
     messages = prompt_kit.build_messages("Why?", system="Be brief.", budget=50)
-    assert messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why?"}]
+    assert messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Why?"},
+    ]
 
 
 @pytest.mark.parametrize("budget", [20, 25, 30, 40, 60, 500])
-def test_build_messages_stays_within_budget(prompt_kit: ModuleType, budget: int) -> None:
+def test_build_messages_stays_within_budget(
+    prompt_kit: ModuleType, budget: int
+) -> None:
     m = prompt_kit.Message
     history = [
-        m("user", f"question number {n}") if n % 2 else m("assistant", f"answer {n}") for n in range(12)
+        m("user", f"question number {n}") if n % 2 else m("assistant", f"answer {n}")
+        for n in range(12)
     ]
-    messages = prompt_kit.build_messages("And now?", system="Be brief.", history=history, budget=budget)
+    messages = prompt_kit.build_messages(
+        "And now?", system="Be brief.", history=history, budget=budget
+    )
     cost = sum(prompt_kit.message_tokens(m(d["role"], d["content"])) for d in messages)
     assert cost <= budget
     assert messages[0] == {"role": "system", "content": "Be brief."}
     assert messages[-1] == {"role": "user", "content": "And now?"}
 
 
-def test_build_messages_ignores_system_messages_in_history(prompt_kit: ModuleType) -> None:
+def test_build_messages_ignores_system_messages_in_history(
+    prompt_kit: ModuleType,
+) -> None:
     m = prompt_kit.Message
     history = [m("system", "Old rules."), m("user", "Hi")]
-    messages = prompt_kit.build_messages("Go", system="New rules.", history=history, budget=100)
+    messages = prompt_kit.build_messages(
+        "Go", system="New rules.", history=history, budget=100
+    )
     assert [d["content"] for d in messages] == ["New rules.", "Hi", "Go"]
 
 
 def test_build_messages_rejects_what_cannot_fit(prompt_kit: ModuleType) -> None:
     with pytest.raises(prompt_kit.BudgetError):
-        prompt_kit.build_messages("A rather long question indeed", system="Be brief.", budget=12)
-# STUB: def test_build_messages(prompt_kit: ModuleType) -> None: raise NotImplementedError("Write your tests")
+        prompt_kit.build_messages(
+            "A rather long question indeed", system="Be brief.", budget=12
+        )
+
+
+# STUB: def test_build_messages(prompt_kit: ModuleType) -> None:
+# STUB:     raise NotImplementedError("Write your tests")
 # END SOLUTION
 
 
@@ -247,7 +288,9 @@ def test_parse_answer_finds_the_object(prompt_kit: ModuleType, reply: str) -> No
 
 
 @pytest.mark.parametrize("confidence", [0, 1, 0.5])
-def test_parse_answer_accepts_the_whole_range(prompt_kit: ModuleType, confidence: float) -> None:
+def test_parse_answer_accepts_the_whole_range(
+    prompt_kit: ModuleType, confidence: float
+) -> None:
     reply = json.dumps({"answer": "yes", "confidence": confidence, "sources": [2, 1]})
     answer = prompt_kit.parse_answer(reply)
     assert answer == prompt_kit.Answer("yes", float(confidence), (2, 1))
@@ -273,7 +316,10 @@ def test_parse_answer_accepts_the_whole_range(prompt_kit: ModuleType, confidence
 def test_parse_answer_refuses_bad_replies(prompt_kit: ModuleType, reply: str) -> None:
     with pytest.raises(prompt_kit.ParseError):
         prompt_kit.parse_answer(reply)
-# STUB: def test_parse_answer(prompt_kit: ModuleType) -> None: raise NotImplementedError("Write your tests")
+
+
+# STUB: def test_parse_answer(prompt_kit: ModuleType) -> None:
+# STUB:     raise NotImplementedError("Write your tests")
 # END SOLUTION
 
 
@@ -304,7 +350,10 @@ async def test_ask_returns_a_good_answer_at_once(prompt_kit: ModuleType) -> None
     answer = await prompt_kit.ask(client, "2 + 2?", system="Be brief.")
     assert answer == prompt_kit.Answer("4", 1.0, ())
     client.complete.assert_awaited_once_with(
-        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2 + 2?"}]
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "2 + 2?"},
+        ]
     )
 
 
@@ -319,7 +368,9 @@ async def test_ask_repairs_a_bad_reply_once(prompt_kit: ModuleType) -> None:
     assert second[len(first)] == {"role": "assistant", "content": "It is four."}
     assert len(second) == len(first) + 2
     assert second[-1]["role"] == "user"
-    assert second[-1]["content"].startswith("Your last reply was not a valid answer object")
+    assert second[-1]["content"].startswith(
+        "Your last reply was not a valid answer object"
+    )
 
 
 async def test_ask_gives_up_after_a_second_bad_reply(prompt_kit: ModuleType) -> None:
@@ -334,7 +385,10 @@ async def test_ask_does_not_retry_client_errors(prompt_kit: ModuleType) -> None:
     with pytest.raises(prompt_kit.RateLimited):
         await prompt_kit.ask(client, "2 + 2?", system="Be brief.")
     assert client.complete.await_count == 1
-# STUB: async def test_ask(prompt_kit: ModuleType) -> None: raise NotImplementedError("Write your tests")
+
+
+# STUB: async def test_ask(prompt_kit: ModuleType) -> None:
+# STUB:     raise NotImplementedError("Write your tests")
 # END SOLUTION
 
 
@@ -359,7 +413,9 @@ MESSAGES = [{"role": "user", "content": "Hi"}]
 
 
 def completion(content: str) -> dict[str, Any]:
-    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+    return {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]
+    }
 
 
 async def test_http_client_sends_an_openai_request(prompt_kit: ModuleType) -> None:
@@ -369,21 +425,33 @@ async def test_http_client_sends_an_openai_request(prompt_kit: ModuleType) -> No
         seen.append(request)
         return httpx.Response(200, json=completion("Hello!"))
 
-    async with httpx.AsyncClient(base_url=BASE_URL, transport=httpx.MockTransport(handler)) as http:
-        text = await prompt_kit.HTTPChatClient(http, "tiny-1", temperature=0.2).complete(MESSAGES)
+    async with httpx.AsyncClient(
+        base_url=BASE_URL, transport=httpx.MockTransport(handler)
+    ) as http:
+        text = await prompt_kit.HTTPChatClient(
+            http, "tiny-1", temperature=0.2
+        ).complete(MESSAGES)
     assert text == "Hello!"
     (request,) = seen
     assert (request.method, request.url.path) == ("POST", "/v1/chat/completions")
-    assert json.loads(request.content) == {"model": "tiny-1", "messages": MESSAGES, "temperature": 0.2}
+    assert json.loads(request.content) == {
+        "model": "tiny-1",
+        "messages": MESSAGES,
+        "temperature": 0.2,
+    }
 
 
-@pytest.mark.parametrize(("header", "seconds"), [("7", 7.0), ("0.5", 0.5), (None, 1.0), ("soon", 1.0)])
+@pytest.mark.parametrize(
+    ("header", "seconds"), [("7", 7.0), ("0.5", 0.5), (None, 1.0), ("soon", 1.0)]
+)
 async def test_http_client_reads_retry_after(
     prompt_kit: ModuleType, header: str | None, seconds: float
 ) -> None:
     headers = {"Retry-After": header} if header is not None else {}
     with respx.mock(base_url=BASE_URL) as router:
-        router.post("/v1/chat/completions").respond(429, headers=headers, json={"error": "slow down"})
+        router.post("/v1/chat/completions").respond(
+            429, headers=headers, json={"error": "slow down"}
+        )
         async with httpx.AsyncClient(base_url=BASE_URL) as http:
             with pytest.raises(prompt_kit.RateLimited) as caught:
                 await prompt_kit.HTTPChatClient(http, "tiny-1").complete(MESSAGES)
@@ -393,7 +461,12 @@ async def test_http_client_reads_retry_after(
 
 @pytest.mark.parametrize(
     ("status", "body"),
-    [(500, "boom"), (400, '{"error": "context too long"}'), (200, '{"choices": []}'), (200, "not json")],
+    [
+        (500, "boom"),
+        (400, '{"error": "context too long"}'),
+        (200, '{"choices": []}'),
+        (200, "not json"),
+    ],
 )
 async def test_http_client_turns_failures_into_provider_errors(
     prompt_kit: ModuleType, status: int, body: str
@@ -404,7 +477,10 @@ async def test_http_client_turns_failures_into_provider_errors(
             await prompt_kit.HTTPChatClient(http, "tiny-1").complete(MESSAGES)
     assert not isinstance(caught.value, prompt_kit.RateLimited)
     assert caught.value.status == status
-# STUB: async def test_http_client(prompt_kit: ModuleType) -> None: raise NotImplementedError("Write tests")
+
+
+# STUB: async def test_http_client(prompt_kit: ModuleType) -> None:
+# STUB:     raise NotImplementedError("Write tests")
 # END SOLUTION
 
 
@@ -427,7 +503,9 @@ import inspect
 
 async def run_by_hand() -> None:
     for name, func in list(globals().items()):
-        if not name.startswith("test_") or list(inspect.signature(func).parameters) != ["prompt_kit"]:
+        if not name.startswith("test_") or list(inspect.signature(func).parameters) != [
+            "prompt_kit"
+        ]:
             continue
         try:
             result = func(prompt_kit)

@@ -68,7 +68,9 @@ from pathlib import Path
 from course.devenv_checks import check_folder, failures, report
 
 
-def write_environment(folder: Path, dockerfile: str, compose: str, makefile: str) -> Path:
+def write_environment(
+    folder: Path, dockerfile: str, compose: str, makefile: str
+) -> Path:
     """Write the three files into ``folder`` (made if missing); return the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "Dockerfile").write_text(dockerfile, encoding="utf-8")
@@ -300,7 +302,9 @@ check("makefile_targets")
 
 # %% tags=["demo"]
 with tempfile.TemporaryDirectory() as scratch:
-    results = check_folder(write_environment(Path(scratch), DOCKERFILE, COMPOSE, MAKEFILE))
+    results = check_folder(
+        write_environment(Path(scratch), DOCKERFILE, COMPOSE, MAKEFILE)
+    )
 problems = failures(results)
 print(f"{len(problems)} problem(s)\n")
 print(report(problems or results))

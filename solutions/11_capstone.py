@@ -122,7 +122,8 @@ class StreamBroken(RetryableError):
 
 
 class InvalidOutput(RetryableError):
-    """The model answered, but not with a valid triage. Retried with the errors in the prompt."""
+    """The model answered, but not with a valid triage. Retried with the errors in the
+    prompt."""
 
     kind = "invalid_output"
 
@@ -184,7 +185,8 @@ class TriageSettings(BaseSettings):
     @field_validator("backoff_max_s")
     @classmethod
     def not_below_base(cls, value: float, info: ValidationInfo) -> float:
-        base = info.data.get("backoff_base_s")  # absent when backoff_base_s itself was invalid
+        # absent when backoff_base_s itself was invalid
+        base = info.data.get("backoff_base_s")
         if base is not None and value < base:
             raise ValueError(f"must be at least backoff_base_s ({base})")
         return value
@@ -193,7 +195,13 @@ class TriageSettings(BaseSettings):
 
 
 # %% tags=["demo"]
-print(repr(TriageSettings(api_key=SecretStr("sk-demo-123456"), base_url="http://localhost:8000/")))
+print(
+    repr(
+        TriageSettings(
+            api_key=SecretStr("sk-demo-123456"), base_url="http://localhost:8000/"
+        )
+    )
+)
 
 # %%
 from course.check import check
@@ -259,8 +267,13 @@ def parse_triage(text: str) -> Triage:
     try:
         return Triage.model_validate(data)
     except ValidationError as exc:
-        problems = ", ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['type']}" for e in exc.errors())
-        raise InvalidOutput(f"the answer does not match the schema: {problems}") from exc
+        problems = ", ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['type']}"
+            for e in exc.errors()
+        )
+        raise InvalidOutput(
+            f"the answer does not match the schema: {problems}"
+        ) from exc
 
 
 FENCE = re.compile(r"```(?:json)?\s*\n(.*?)\n\s*```", re.DOTALL)
@@ -282,10 +295,17 @@ def _first_json_object(text: str) -> dict[str, Any]:
 
 
 # %% tags=["demo"]
-print(parse_triage('Sure!\n```json\n{"label": "Bug", "priority": "high", "summary": " Crash ", '
-                   '"needs_human": false}\n```'))
+print(
+    parse_triage(
+        'Sure!\n```json\n{"label": "Bug", "priority": "high", "summary": " Crash ", '
+        '"needs_human": false}\n```'
+    )
+)
 try:
-    parse_triage('{"label": "complaint", "priority": "high", "summary": "", "needs_human": false}')
+    parse_triage(
+        '{"label": "complaint", "priority": "high", "summary": "", '
+        '"needs_human": false}'
+    )
 except InvalidOutput as exc:
     print("InvalidOutput:", exc)
 
@@ -333,7 +353,9 @@ class TriageReport(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def by_label(self) -> dict[str, int]:
-        return dict(sorted(Counter(o.triage.label for o in self.outcomes if o.triage).items()))
+        return dict(
+            sorted(Counter(o.triage.label for o in self.outcomes if o.triage).items())
+        )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -342,13 +364,25 @@ class TriageReport(BaseModel):
 
 
 def build_prompt(ticket: Ticket, feedback: str | None = None) -> list[dict[str, str]]:
-    """The chat messages for one ticket; ``feedback`` says what was wrong with the last answer."""
-    system = ("You triage customer support tickets. Answer with one JSON object and nothing else, "
-              f"matching this JSON Schema: {json.dumps(Triage.model_json_schema())}")
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": f"Ticket: {ticket.text}"}]
+    """The chat messages for one ticket; ``feedback`` says what was wrong with the last
+    answer."""
+    system = (
+        "You triage customer support tickets. Answer with one JSON object and nothing "
+        "else, "
+        f"matching this JSON Schema: {json.dumps(Triage.model_json_schema())}"
+    )
+    messages = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"Ticket: {ticket.text}"},
+    ]
     if feedback:
-        messages.append({"role": "user", "content": f"Your last answer was not valid ({feedback}). "
-                                                    "Answer again with the JSON object only."})
+        messages.append(
+            {
+                "role": "user",
+                "content": f"Your last answer was not valid ({feedback}). "
+                "Answer again with the JSON object only.",
+            }
+        )
     return messages
 
 
@@ -356,8 +390,13 @@ def build_prompt(ticket: Ticket, feedback: str | None = None) -> list[dict[str, 
 def error_for(response: httpx.Response) -> TriageError:
     status = response.status_code
     if status == 429:
-        retry_ms, retry_s = response.headers.get("retry-after-ms"), response.headers.get("retry-after")
-        after = float(retry_ms) / 1000 if retry_ms else float(retry_s) if retry_s else None
+        retry_ms, retry_s = (
+            response.headers.get("retry-after-ms"),
+            response.headers.get("retry-after"),
+        )
+        after = (
+            float(retry_ms) / 1000 if retry_ms else float(retry_s) if retry_s else None
+        )
         return RateLimited(f"HTTP 429 (retry after {after}s)", retry_after=after)
     if status >= 500 or status in (408, 409):
         return ServerError(f"HTTP {status}")
@@ -365,20 +404,28 @@ def error_for(response: httpx.Response) -> TriageError:
 
 
 class LLMClient:
-    """Streams chat completions from an OpenAI-style API; raises the service's errors."""
+    """Streams chat completions from an OpenAI-style API; raises the service's errors.
+    """
 
     def __init__(self, settings: TriageSettings, http: httpx.AsyncClient) -> None:
         self.settings = settings
         self.http = http
 
-    async def stream(self, messages: list[dict[str, str]], request_id: str) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: list[dict[str, str]], request_id: str
+    ) -> AsyncIterator[str]:
         settings = self.settings
         secret = settings.api_key.get_secret_value()
         headers = {"Authorization": f"Bearer {secret}", "X-Request-ID": request_id}
         body = {"model": settings.model, "messages": messages, "stream": True}
         try:
-            async with self.http.stream("POST", f"{settings.base_url}/v1/chat/completions", json=body,
-                                        headers=headers, timeout=settings.timeout_s) as response:
+            async with self.http.stream(
+                "POST",
+                f"{settings.base_url}/v1/chat/completions",
+                json=body,
+                headers=headers,
+                timeout=settings.timeout_s,
+            ) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise error_for(response)
@@ -409,7 +456,8 @@ class LLMClient:
 
 # %%
 class TokenBucket:
-    """Allows ``rate`` starts per second on average, and bursts of up to ``capacity``."""
+    """Allows ``rate`` starts per second on average, and bursts of up to ``capacity``.
+    """
 
     def __init__(self, rate: float, capacity: float) -> None:
         self.rate, self.capacity = rate, capacity
@@ -418,7 +466,9 @@ class TokenBucket:
     async def acquire(self) -> None:
         while True:
             now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.tokens = min(
+                self.capacity, self.tokens + (now - self.updated) * self.rate
+            )
             self.updated = now
             if self.tokens >= 1:
                 self.tokens -= 1
@@ -427,7 +477,8 @@ class TokenBucket:
 
 
 class RateGate:
-    """``async with gate:`` waits for one of ``max_concurrency`` slots, then for a token."""
+    """``async with gate:`` waits for one of ``max_concurrency`` slots, then for a
+    token."""
 
     def __init__(self, max_concurrency: int, per_second: float) -> None:
         self.slots = asyncio.Semaphore(max_concurrency)
@@ -441,13 +492,18 @@ class RateGate:
             self.slots.release()
             raise
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.slots.release()
 
 
 def make_logger(stream: TextIO) -> Any:
-    """A structlog logger writing JSON lines to ``stream``, with the context's bound variables."""
+    """A structlog logger writing JSON lines to ``stream``, with the context's bound
+    variables."""
     return structlog.wrap_logger(
         structlog.PrintLogger(stream),
         processors=[
@@ -492,10 +548,18 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class TelemetrySink(Protocol):
-    """What the service needs from telemetry (the tests of other exercises pass a spy)."""
+    """What the service needs from telemetry (the tests of other exercises pass a spy).
+    """
 
-    def call_finished(self, *, ticket_id: str, request_id: str, attempt: int, outcome: str,
-                      seconds: float) -> None: ...
+    def call_finished(
+        self,
+        *,
+        ticket_id: str,
+        request_id: str,
+        attempt: int,
+        outcome: str,
+        seconds: float,
+    ) -> None: ...
 
     def ticket_finished(self, outcome: TicketOutcome) -> None: ...
 
@@ -504,37 +568,73 @@ class Telemetry:
     def __init__(self, log: Any, registry: CollectorRegistry) -> None:
         self.log = log
         # BEGIN SOLUTION
-        self.calls = PromCounter("triage_llm_calls", "LLM calls by outcome.", ["outcome"], registry=registry)
-        self.latency = Histogram("triage_llm_call_seconds", "LLM call latency.", buckets=LATENCY_BUCKETS,
-                                 registry=registry)
-        self.tickets = PromCounter("triage_tickets", "Finished tickets by outcome.", ["outcome"],
-                                   registry=registry)
+        self.calls = PromCounter(
+            "triage_llm_calls", "LLM calls by outcome.", ["outcome"], registry=registry
+        )
+        self.latency = Histogram(
+            "triage_llm_call_seconds",
+            "LLM call latency.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.tickets = PromCounter(
+            "triage_tickets",
+            "Finished tickets by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
         # END SOLUTION
 
-    def call_finished(self, *, ticket_id: str, request_id: str, attempt: int, outcome: str,
-                      seconds: float) -> None:
+    def call_finished(
+        self,
+        *,
+        ticket_id: str,
+        request_id: str,
+        attempt: int,
+        outcome: str,
+        seconds: float,
+    ) -> None:
         # BEGIN SOLUTION
         self.calls.labels(outcome=outcome).inc()
         self.latency.observe(seconds)
         emit = self.log.info if outcome == "ok" else self.log.warning
-        emit("llm.call", ticket_id=ticket_id, request_id=request_id, attempt=attempt, outcome=outcome,
-             latency_ms=round(seconds * 1000, 1))
+        emit(
+            "llm.call",
+            ticket_id=ticket_id,
+            request_id=request_id,
+            attempt=attempt,
+            outcome=outcome,
+            latency_ms=round(seconds * 1000, 1),
+        )
         # END SOLUTION
 
     def ticket_finished(self, outcome: TicketOutcome) -> None:
         # BEGIN SOLUTION
         self.tickets.labels(outcome="ok" if outcome.ok else str(outcome.error)).inc()
         emit = self.log.info if outcome.ok else self.log.error
-        emit("ticket.done", ticket_id=outcome.ticket_id, ok=outcome.ok, attempts=outcome.attempts,
-             error=outcome.error, label=outcome.triage.label if outcome.triage else None)
+        emit(
+            "ticket.done",
+            ticket_id=outcome.ticket_id,
+            ok=outcome.ok,
+            attempts=outcome.attempts,
+            error=outcome.error,
+            label=outcome.triage.label if outcome.triage else None,
+        )
         # END SOLUTION
 
 
 # %% tags=["demo"]
 demo_telemetry = Telemetry(make_logger(sys.stdout), CollectorRegistry())
-demo_telemetry.call_finished(ticket_id="T-1", request_id="T-1-1", attempt=1, outcome="server_error",
-                             seconds=0.0123)
-demo_telemetry.ticket_finished(TicketOutcome(ticket_id="T-1", error="server_error", attempts=1))
+demo_telemetry.call_finished(
+    ticket_id="T-1",
+    request_id="T-1-1",
+    attempt=1,
+    outcome="server_error",
+    seconds=0.0123,
+)
+demo_telemetry.ticket_finished(
+    TicketOutcome(ticket_id="T-1", error="server_error", attempts=1)
+)
 
 # %%
 check("triage_telemetry")
@@ -576,9 +676,15 @@ check("triage_telemetry")
 
 # %%
 class TriageService:
-    def __init__(self, settings: TriageSettings, http: httpx.AsyncClient, telemetry: TelemetrySink, *,
-                 rng: random.Random | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        settings: TriageSettings,
+        http: httpx.AsyncClient,
+        telemetry: TelemetrySink,
+        *,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.settings = settings
         self.client = LLMClient(settings, http)
         self.gate = RateGate(settings.max_concurrency, settings.requests_per_second)
@@ -588,7 +694,10 @@ class TriageService:
 
     def backoff(self, attempt: int) -> float:
         # BEGIN SOLUTION
-        cap = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempt - 1))
+        cap = min(
+            self.settings.backoff_max_s,
+            self.settings.backoff_base_s * 2 ** (attempt - 1),
+        )
         return self.rng.uniform(0, cap)
         # END SOLUTION
 
@@ -604,27 +713,51 @@ class TriageService:
             try:
                 async with self.gate:
                     start = time.perf_counter()  # the provider's time, not the queue's
-                    text = await self.client.complete(build_prompt(ticket, feedback), request_id)
+                    text = await self.client.complete(
+                        build_prompt(ticket, feedback), request_id
+                    )
                 triage = parse_triage(text)
             except TriageError as exc:
                 error = exc
                 self._report_call(ticket, request_id, attempt, exc.kind, start)
             else:
                 self._report_call(ticket, request_id, attempt, "ok", start)
-                return self._finish(TicketOutcome(ticket_id=ticket.id, triage=triage, attempts=attempt,
-                                                  request_ids=request_ids))
-            if not isinstance(error, RetryableError) or attempt == self.settings.max_attempts:
+                return self._finish(
+                    TicketOutcome(
+                        ticket_id=ticket.id,
+                        triage=triage,
+                        attempts=attempt,
+                        request_ids=request_ids,
+                    )
+                )
+            if (
+                not isinstance(error, RetryableError)
+                or attempt == self.settings.max_attempts
+            ):
                 break
             if isinstance(error, InvalidOutput):
                 feedback = str(error)
             wait = error.retry_after if isinstance(error, RateLimited) else None
             await self.sleep(wait if wait is not None else self.backoff(attempt))
-        return self._finish(TicketOutcome(ticket_id=ticket.id, error=error.kind, attempts=attempt,
-                                          request_ids=request_ids))
+        return self._finish(
+            TicketOutcome(
+                ticket_id=ticket.id,
+                error=error.kind,
+                attempts=attempt,
+                request_ids=request_ids,
+            )
+        )
 
-    def _report_call(self, ticket: Ticket, request_id: str, attempt: int, outcome: str, start: float) -> None:
-        self.telemetry.call_finished(ticket_id=ticket.id, request_id=request_id, attempt=attempt,
-                                     outcome=outcome, seconds=time.perf_counter() - start)
+    def _report_call(
+        self, ticket: Ticket, request_id: str, attempt: int, outcome: str, start: float
+    ) -> None:
+        self.telemetry.call_finished(
+            ticket_id=ticket.id,
+            request_id=request_id,
+            attempt=attempt,
+            outcome=outcome,
+            seconds=time.perf_counter() - start,
+        )
 
     def _finish(self, outcome: TicketOutcome) -> TicketOutcome:
         self.telemetry.ticket_finished(outcome)
@@ -671,13 +804,17 @@ class Triager(Protocol):
     async def triage_one(self, ticket: Ticket) -> TicketOutcome: ...
 
 
-async def stream_outcomes(service: Triager, tickets: Sequence[Ticket]) -> AsyncIterator[TicketOutcome]:
+async def stream_outcomes(
+    service: Triager, tickets: Sequence[Ticket]
+) -> AsyncIterator[TicketOutcome]:
     # BEGIN SOLUTION
     async def guarded(ticket: Ticket) -> TicketOutcome:
         try:
             return await service.triage_one(ticket)
         except Exception:
-            outcome = TicketOutcome(ticket_id=ticket.id, error="internal_error", attempts=0)
+            outcome = TicketOutcome(
+                ticket_id=ticket.id, error="internal_error", attempts=0
+            )
             service.telemetry.ticket_finished(outcome)
             return outcome
 
@@ -692,8 +829,11 @@ async def stream_outcomes(service: Triager, tickets: Sequence[Ticket]) -> AsyncI
     # END SOLUTION
 
 
-async def run_batch(service: Triager, tickets: Sequence[Ticket],
-                    on_progress: Callable[[int, int, TicketOutcome], None] | None = None) -> TriageReport:
+async def run_batch(
+    service: Triager,
+    tickets: Sequence[Ticket],
+    on_progress: Callable[[int, int, TicketOutcome], None] | None = None,
+) -> TriageReport:
     # BEGIN SOLUTION
     if len({ticket.id for ticket in tickets}) != len(tickets):
         raise ValueError("ticket IDs must be unique within a batch")
@@ -704,7 +844,9 @@ async def run_batch(service: Triager, tickets: Sequence[Ticket],
             done[outcome.ticket_id] = outcome
             if on_progress is not None:
                 on_progress(len(done), len(tickets), outcome)
-    return TriageReport(batch_id=batch_id, outcomes=[done[ticket.id] for ticket in tickets])
+    return TriageReport(
+        batch_id=batch_id, outcomes=[done[ticket.id] for ticket in tickets]
+    )
     # END SOLUTION
 
 
@@ -727,21 +869,44 @@ def support_model(prompt: str) -> str:
     ticket = prompt.split("Ticket:", 1)[1].split("\n", 1)[0].strip()
     if "lorem" in ticket.lower() and "was not valid" not in prompt:
         return "Happy to help! Could you tell me a little more?"
-    label = "billing" if "invoice" in ticket else "bug" if "crash" in ticket else "question"
-    answer = json.dumps({"label": label, "priority": "normal", "summary": ticket[:60], "needs_human": False})
+    label = (
+        "billing" if "invoice" in ticket else "bug" if "crash" in ticket else "question"
+    )
+    answer = json.dumps(
+        {
+            "label": label,
+            "priority": "normal",
+            "summary": ticket[:60],
+            "needs_human": False,
+        }
+    )
     return f"```json\n{answer}\n```" if label == "bug" else answer
 
 
 async def whole_service_demo() -> None:
-    tickets = [Ticket(id="T-1", text="Where is my invoice?"), Ticket(id="T-2", text="The app crashes."),
-               Ticket(id="T-3", text="Lorem ipsum."), Ticket(id="T-4", text="Do you ship to Norway?")]
-    async with LLMServer(replies={"Ticket:": support_model}) as server, httpx.AsyncClient() as http:
-        settings = TriageSettings(base_url=server.url("fail_first:2:503", key="demo"),
-                                  api_key=SecretStr(server.api_key), backoff_base_s=0.02)
+    tickets = [
+        Ticket(id="T-1", text="Where is my invoice?"),
+        Ticket(id="T-2", text="The app crashes."),
+        Ticket(id="T-3", text="Lorem ipsum."),
+        Ticket(id="T-4", text="Do you ship to Norway?"),
+    ]
+    async with (
+        LLMServer(replies={"Ticket:": support_model}) as server,
+        httpx.AsyncClient() as http,
+    ):
+        settings = TriageSettings(
+            base_url=server.url("fail_first:2:503", key="demo"),
+            api_key=SecretStr(server.api_key),
+            backoff_base_s=0.02,
+        )
         telemetry = Telemetry(make_logger(sys.stdout), CollectorRegistry())
         service = TriageService(settings, http, telemetry)
         report = await run_batch(service, tickets)
-    print(report.model_dump_json(indent=2, include={"succeeded", "failed", "by_label", "errors"}))
+    print(
+        report.model_dump_json(
+            indent=2, include={"succeeded", "failed", "by_label", "errors"}
+        )
+    )
 
 
 await whole_service_demo()

@@ -20,11 +20,14 @@ indent a stub line further. A whole cell tagged
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from course import ROOT, stubs
 
@@ -290,3 +293,45 @@ def learner_edits(root: Path = ROOT) -> list[Path]:
         p for p in sorted((root / "exercises").glob("*.py"))
         if p.name in recorded and not stubs.is_pristine(p, recorded[p.name])
     ]
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("generate", help="write exercises/ from solutions/")
+    parser.add_argument("--check", action="store_true",
+                        help="fail if solutions/ changed and exercises/ was not regenerated")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite edited exercises too, after copying them to backups/")
+    parser.set_defaults(handler=_generate)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    try:
+        if args.check:
+            stale = stale_exercises()
+            for item in stale:
+                print(f"{item.path}: {item.reason}", file=sys.stderr)
+            if stale:
+                print("solutions/ changed and exercises/ was not regenerated: run "
+                      "`python -m course generate`, then commit exercises/", file=sys.stderr)
+                return 1
+            edits = learner_edits()
+            if edits:
+                print(f"exercises/ is up to date with solutions/; {len(edits)} exercise(s) "
+                      "edited since generated (learner work, left alone): "
+                      + ", ".join(p.name for p in edits))
+            else:
+                print("exercises/ is up to date")
+            return 0
+        edits = learner_edits() if args.force else []
+        for path in write_exercises(force=args.force):
+            print(f"updated {path}")
+        if edits:
+            print(f"kept a copy of each edited exercise ({', '.join(p.name for p in edits)}) "
+                  f"in {ROOT / 'backups'}/")
+    except EditedExercises as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except GenerateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

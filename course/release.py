@@ -275,7 +275,7 @@ def _commit(out: Path, title: str) -> None:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("release", help="(teachers) write the student edition: no solutions")
+    p = sub.add_parser("release", help="write the student edition: no solutions")
     p.add_argument("out", type=Path, help="a new folder for the student edition")
     p.add_argument("--git", action="store_true", help="make it a git repository with one commit")
     p.add_argument("--hidden", type=Path, default=None,

@@ -13,6 +13,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	# Bytecode for the course package now: sandboxed runs read it and may not write it.
+	$(BIN)/python -m compileall -q course
 	touch $(STAMP)
 
 lab: $(STAMP)

@@ -225,7 +225,8 @@ def _remote_notebook(request: pytest.FixtureRequest, slug: str) -> judge.RemoteN
                 found = find_notebook(slug, target)
             except NotebookError as exc:
                 pytest.fail(str(exc), pytrace=False)
-            launch = judge.Launch.local(found, config.rootpath)
+            module = judge.relative_module(str(request.path), config.rootpath)
+            launch = judge.Launch.local(found, config.rootpath, [module])
         workers[slug] = judge.WorkerProcess(launch)
     exercise_id = graded_info(request.node)[0] or request.node.nodeid
     spent = config.stash.setdefault(_spent_key, {})

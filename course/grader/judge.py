@@ -68,10 +68,10 @@ class Launch:
     notebook: str = ""  # the submission as the judge may read it (never import it)
 
     @classmethod
-    def local(cls, notebook: Path, tests_root: Path) -> Launch:
+    def local(cls, notebook: Path, tests_root: Path, preload: list[str]) -> Launch:
         """A worker without a sandbox, for running the tests on the course's own notebooks."""
-        return cls(worker_command(sys.executable, notebook, tests_root), str(tests_root),
-                   dict(os.environ), notebook=str(notebook))
+        return cls(worker_command(sys.executable, notebook, tests_root, preload),
+                   str(tests_root), dict(os.environ), notebook=str(notebook))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)), encoding="utf-8")
@@ -83,9 +83,12 @@ class Launch:
                    float(raw.get("startup_timeout", 30.0)), str(raw.get("notebook", "")))
 
 
-def worker_command(python: str, notebook: Path, tests_root: Path) -> list[str]:
+def worker_command(python: str, notebook: Path, tests_root: Path,
+                   preload: list[str]) -> list[str]:
+    """``preload``: the test files (relative to ``tests_root``) whose probes it will run."""
     return [python, "-I", "-m", "course.grader.worker", "--notebook", str(notebook),
-            "--tests", str(tests_root), "--reply-fd", REPLY_FD]
+            "--tests", str(tests_root), "--reply-fd", REPLY_FD,
+            *(f"--preload={module}" for module in preload)]
 
 
 @dataclass

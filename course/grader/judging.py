@@ -73,7 +73,7 @@ def worker_launch(run: JudgeRun, judge_jail: dict[str, Any]) -> Launch:
     if judge_jail.get("userns"):
         config.pop("userns", None)  # already inside the judge's user namespace
     command = [sys.executable, "-I", "-m", "course.grader.jail", json.dumps(config), "--",
-               *worker_command(sys.executable, run.notebook, scratch.path)]
+               *worker_command(sys.executable, run.notebook, scratch.path, run.test_files)]
     return Launch(command, str(scratch.path), sandbox.environment(scratch), scratch.uid,
                   startup_timeout=run.limits.startup_timeout, notebook=str(run.notebook))
 

@@ -99,7 +99,7 @@ def worker(tmp_path: Path) -> WorkerProcess:
     (tmp_path / "tests" / "test_probes.py").write_text(textwrap.dedent(PROBES))
     notebook = tmp_path / "00_demo.py"
     notebook.write_text(NOTEBOOK)
-    launch = Launch.local(notebook, tmp_path)
+    launch = Launch.local(notebook, tmp_path, ["tests/test_probes.py"])
     process = WorkerProcess(launch)
     yield process
     process.stop()

@@ -83,6 +83,23 @@ def shown(value: Any, how: Callable[[Any], str] = repr, limit: int = 400) -> str
     return text if len(text) <= limit else text[:limit] + " [...]"
 
 
+def plain(value: Any) -> Any:
+    """A learner's scalar as data: itself if it is exactly a built-in scalar, else shown."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return f"(a {type(value).__name__}) {shown(value)}"
+
+
+def as_data(value: Any) -> Any:
+    """A learner's value as data if it is exactly plain data all the way down, else shown."""
+    from course.grader.worker import NotData, to_data
+
+    try:
+        return to_data(value)
+    except NotData:
+        return f"(not plain data) {shown(value)}"
+
+
 def kind(value: Any) -> str:
     """The exact type's name (``type(value).__name__``), for tests that check types."""
     return type(value).__name__

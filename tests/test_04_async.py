@@ -43,7 +43,7 @@ import httpx
 import pytest
 
 from course.llm_server import LLMServer, RequestRecord, server_state
-from course.probing import probe, raised, shown
+from course.probing import plain, probe, raised, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same, same
 
@@ -52,7 +52,6 @@ T = TypeVar("T")
 GUARD_S = 15.0  # no test comes near this; it only stops a broken submission hanging
 TOLERANCE_S = 0.01  # how much earlier than the client's wait a retry may reach the server
 AUTH = {"Authorization": "Bearer sk-course-local"}
-PLAIN = (str, int, float, bool, type(None))
 
 
 class Answers:
@@ -113,9 +112,6 @@ def close(actual: Any, expected: float) -> bool:
     return type(actual) in (int, float) and math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-9)
 
 
-def plain(value: Any) -> Data:
-    """A learner's scalar as data: itself if it is a plain scalar, else how it shows."""
-    return value if type(value) in PLAIN else f"(a {type(value).__name__}) {shown(value)}"
 
 
 def check_hung(got: Any) -> None:

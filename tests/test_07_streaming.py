@@ -37,10 +37,9 @@ from typing import Any
 import httpx
 import pytest
 
-from course.grader.worker import NotData, to_data
 from course.llm_server import LLMServer
 from course.llm_server.answers import pieces
-from course.probing import probe, raised, shown
+from course.probing import as_data, probe, raised, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same
 
@@ -109,12 +108,6 @@ def server(records: list[dict[str, Any]]) -> Iterator[LLMServer]:
 # ---------------------------------------------------------------- worker-side helpers
 
 
-def as_data(value: Any) -> Data:
-    """A learner's value as data if it is plain data, else how it shows."""
-    try:
-        return to_data(value)
-    except NotData:
-        return f"(not plain data) {shown(value)}"
 
 
 class TrackedStream(httpx.AsyncByteStream):

@@ -44,15 +44,13 @@ import structlog
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr, ValidationError
 
-from course.grader.worker import NotData, to_data
 from course.llm_server import LLMServer
-from course.probing import probe, shown
+from course.probing import as_data, plain, probe, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same
 
 Data = Any
 GUARD_S = 4.0  # no test comes near this; it only stops a broken submission hanging
-PLAIN = (str, int, float, bool, type(None))
 LABELS = ("billing", "bug", "account", "question")
 PRIORITIES = ("low", "normal", "high", "urgent")
 TRIAGE_FIELDS = ("label", "priority", "summary", "needs_human")
@@ -71,16 +69,8 @@ def ticket_id(prefix: str = "") -> str:
     return f"{prefix or word(2).upper()}-{random.randint(1, 999)}"
 
 
-def plain(value: Any) -> Data:
-    """A learner's scalar as data: itself if it is a plain scalar, else how it shows."""
-    return value if type(value) in PLAIN else f"(a {type(value).__name__}) {shown(value)}"
 
 
-def as_data(value: Any) -> Data:
-    try:
-        return to_data(value)
-    except NotData:
-        return f"(not plain data) {shown(value)}"
 
 
 def check_hung(got: Any) -> None:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,8 +234,8 @@ class RemoteNotebook:
 
     worker: WorkerProcess
     root: Path  # the judge's folder that holds tests/, mirrored in the worker's
-    budget: Any  # () -> seconds left for this test's exercise
-    spend: Any  # (seconds) -> None
+    budget: Callable[[], float]  # seconds left for this test's exercise
+    spend: Callable[[float], None]  # charge probe time to that exercise
 
     def run_probe(self, function: Any, args: list[Data]) -> Data:
         module = relative_module(function.__code__.co_filename, self.root)

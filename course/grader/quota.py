@@ -12,7 +12,7 @@ privileges or runs anything of the submission: every process of the run is born 
 and nothing can slip out between a fork and a move. At the end every process in it is
 killed and the cgroup removed. A cgroup left by a grader that was itself killed is
 removed by the next grader that starts under the same cgroup (its name holds its
-owner's pid and start time).
+owner's PID namespace, pid and start time).
 
 cgroup v2 is used when the grader's cgroup hands ``memory`` and ``pids`` down to its
 children; else cgroup v1 when its ``memory`` and ``pids`` hierarchies are writable.
@@ -222,12 +222,30 @@ def _start_time(pid: int) -> str:
     return ""
 
 
-def _owner_alive(name: str) -> bool:
-    """Whether the grader that made cgroup ``name`` (course-run-PID-START-N) still runs."""
+def _pid_namespace() -> str:
+    with contextlib.suppress(OSError):
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    return "0"
+
+
+def owner_prefix(pid: int | None = None) -> str:
+    """How the names of a grader's runs' cgroups begin: its PID namespace, pid and start
+    time, so a grader that has gone is told apart from one that runs (or whose pid was
+    reused) without guessing."""
+    pid = os.getpid() if pid is None else pid
+    return f"{PREFIX}{_pid_namespace()}-{pid}-{_start_time(pid) or 0}-"
+
+
+def _owner_gone(name: str) -> bool:
+    """Whether the grader that made cgroup ``name`` (course-run-NS-PID-START-N) is gone.
+
+    A name from another PID namespace (another container sharing the hierarchy) is never
+    judged gone: its grader's pid means nothing here.
+    """
     parts = name[len(PREFIX):].split("-")
-    if len(parts) != 3 or not parts[0].isdigit():
+    if len(parts) != 4 or not parts[1].isdigit() or parts[0] != _pid_namespace():
         return False
-    return _start_time(int(parts[0])) == parts[1]
+    return not name.startswith(owner_prefix(int(parts[1])))
 
 
 def sweep(place: Place) -> list[str]:
@@ -237,7 +255,7 @@ def sweep(place: Place) -> list[str]:
         with contextlib.suppress(OSError), os.scandir(folder) as entries:
             names = [e.name for e in entries if e.is_dir() and e.name.startswith(PREFIX)]
         for name in names:
-            if not _owner_alive(name):
+            if _owner_gone(name):
                 leftover = RunCgroup(place, 0, 0, 0.0, name=name)
                 leftover.remove()
                 removed.append(name)
@@ -257,8 +275,7 @@ class RunCgroup:
 
     def __post_init__(self) -> None:
         if not self.name:
-            me = os.getpid()
-            self.name = f"{PREFIX}{me}-{_start_time(me) or 0}-{next(_counter)}"
+            self.name = f"{owner_prefix()}{next(_counter)}"
 
     def folders(self) -> dict[str, str]:
         return {c: os.path.join(base, self.name) for c, base in self.place.folders.items()}

@@ -141,14 +141,25 @@ def _v1(folders: dict[str, str]) -> Found:
 
 
 def _usable(place: Place) -> Found:
-    """Make and remove one cgroup, to know now rather than in the middle of a class."""
+    """Make and remove one cgroup, to know now rather than in the middle of a class.
+
+    A CPU cap is worth having but not required: without it, memory and processes still
+    are capped."""
+    found = _try(place)
+    fewer = Place(place.version, {c: f for c, f in place.folders.items() if c in NEEDED})
+    if found.place is None and fewer != place and _try(fewer).place is not None:
+        return Found(fewer)
+    return found
+
+
+def _try(place: Place) -> Found:
     probe = RunCgroup(place, memory_mb=64, processes=8, cpus=1.0)
     try:
         probe.create()
     except OSError as exc:
         probe.remove()
-        where = exc.filename or next(iter(place.folders.values()))
-        return Found(None, f"cannot make a cgroup under {where} ({exc.strerror})")
+        where = os.path.dirname(exc.filename) if exc.filename else "the grader's cgroup"
+        return Found(None, f"cannot make a cgroup in {where} ({exc.strerror})")
     probe.remove()
     return Found(place)
 

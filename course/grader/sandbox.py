@@ -74,7 +74,8 @@ class Isolation:
             return [f"the sandbox could not be set up on this machine: {self.problem}"]
         notes = [
             f"limits: {limits.exercise_timeout:g} s per exercise, {limits.total_timeout:g} s "
-            f"per submission, {limits.memory_mb} MB memory, {limits.processes} processes",
+            f"per submission, {limits.memory_mb} MB memory per process, {limits.processes} "
+            "processes",
             "student code ran as a throwaway unprivileged user" if self.drop_uid
             else "student code ran as the grading user (not root, so no user switch)",
         ]

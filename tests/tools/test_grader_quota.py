@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from course.grader import jail, quota
+from course.grader import jail, quota, sandbox
 from course.grader.batch import grade_all
-from course.grader.engine import Options, grade
+from course.grader.engine import Options
 from course.grader.layout import Course
-from course.grader.sandbox import Limits
+from course.grader.sandbox import Limits, Scratch
 
 HERE = Path(__file__).parent
 FIXTURE = HERE / "fixtures" / "course"
@@ -255,14 +255,30 @@ def test_without_cgroups_grading_works_and_says_the_quota_is_off(
     assert list(nowhere.iterdir()) == []
 
 
-def test_turned_off_the_jail_joins_no_cgroup(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_turned_off_no_run_gets_a_cgroup(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(quota.ENV, "off")
-    options = Options(limits=LIMITS, exercises=("add",), run_notebook=False,
-                      cache_dir=tmp_path / "cache")
-    report = grade(SOLUTION, Course.at(FIXTURE), options)
-    assert report.earned == 3
-    assert any("turned off" in line for line in report.sandbox)
+    assert quota.find() == quota.Found(None, f"turned off ({quota.ENV}=off)")
+    scratch = Scratch(tmp_path, None)
+    try:
+        config = sandbox.jail_config(Course.at(FIXTURE), scratch, LIMITS, 30, [])
+    finally:
+        scratch.remove()
+    assert "cgroup" not in config and scratch.quota is None
+    assert "total quota: NOT enforced" in " ".join(sandbox.isolation().describe(LIMITS))
+
+
+@needs_cgroups
+def test_each_run_gets_its_own_cgroup_and_loses_it(tmp_path: Path) -> None:
+    scratch = Scratch(tmp_path, None)
+    try:
+        config = sandbox.jail_config(Course.at(FIXTURE), scratch, LIMITS, 30, [])
+        assert scratch.quota is not None
+        assert config["cgroup"] == scratch.quota.join_files()
+        assert all(os.path.isfile(f) for f in config["cgroup"])
+    finally:
+        scratch.remove()
+    assert all(not os.path.exists(os.path.dirname(f)) for f in config["cgroup"])
 
 
 def test_a_jail_that_cannot_join_its_cgroup_refuses_to_start(tmp_path: Path) -> None:

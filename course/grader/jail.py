@@ -16,10 +16,10 @@
   the grader's command line nor another run's, and when its first process ends the
   kernel kills every process left in it; and a new IPC namespace, so System V shared
   memory and message queues are private to the run and end with it;
-- first of all, when ``cgroup`` names them, it joins the run's cgroups (its total memory,
-  process and CPU quota, made by :mod:`course.grader.quota`): done here, before anything
-  else, every later process of the run is born inside them, with no window between a
-  fork and a move for one to escape;
+- before all of the above, when ``cgroup`` names them, it joins the run's cgroups (its
+  total memory, process and CPU quota, made by :mod:`course.grader.quota`): done first
+  and by this process itself, every later process of the run is born inside them, with
+  no window between a fork and a move for one to escape;
 - resource limits, and (as root) a switch to a throwaway uid/gid with no supplementary
   groups and no way to regain privileges; without root, a user namespace stands in for
   root to build the mounts, and the command runs under the user's own uid, with no

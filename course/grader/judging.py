@@ -76,7 +76,8 @@ def worker_launch(run: JudgeRun, judge_jail: dict[str, Any]) -> Launch:
     command = [sys.executable, "-I", "-m", "course.grader.jail", json.dumps(config), "--",
                *worker_command(sys.executable, run.notebook, scratch.path, run.test_files)]
     return Launch(command, str(scratch.path), sandbox.environment(scratch), scratch.uid,
-                  startup_timeout=run.limits.startup_timeout, notebook=str(run.notebook))
+                  startup_timeout=run.limits.startup_timeout, notebook=str(run.notebook),
+                  quota=scratch.quota.describe() if scratch.quota else None)
 
 
 def run(job: JudgeRun) -> Judged:

@@ -24,6 +24,7 @@ from course.grader.manifest import GradedTest, Manifest
 from course.grader.results import (
     RUNS_ID,
     RUNS_POINTS,
+    UNTOUCHED_NOTE,
     ChapterResult,
     ExerciseResult,
     Report,
@@ -149,6 +150,16 @@ def grade_notebook(slug: str, candidate: discover.Candidate, course: Course, tes
         return result
     if not candidate.exact:
         result.problems.append(f"graded {candidate.name} as {slug}{suffix}")
+    if prepare.is_untouched(nb, course.reference_notebook(slug)):
+        # Its code is the stub's, so every test would fail on `raise NotImplementedError`:
+        # say so without starting a judge, a worker and a kernel to watch it happen.
+        for ex in exercises:
+            ex.tests = [TestVerdict(t.nodeid, t.name, t.exercise, t.points, "failed",
+                                    f"not written yet ({UNTOUCHED_NOTE})", t.doc)
+                        for t in grouped[ex.id]]
+        if run_notebook:
+            exercises.append(_runs_criterion(slug, 0, f"{UNTOUCHED_NOTE}: no work to run"))
+        return result
     with ThreadPoolExecutor(max_workers=max(options.workers, 2)) as pool:
         nbval = pool.submit(_run_notebook, slug, nb, course, options, base, deadline) \
             if run_notebook else None
@@ -224,8 +235,6 @@ def _lost(test: GradedTest, status: str, message: str) -> TestVerdict:
 def _run_notebook(slug: str, nb: Any, course: Course, options: Options, base: Path,
                   deadline: float) -> ExerciseResult:
     reference = course.reference_notebook(slug)
-    if prepare.is_untouched(nb, reference):
-        return _runs_criterion(slug, 0, "this is the untouched exercise notebook: no work to run")
     scratch, _ = _scratch(base, course, None)
     try:
         source = scratch.submission / f"{slug}.ipynb"

@@ -43,7 +43,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from course import ROOT
+from course.layout import ROOT
 
 scratch = Path(tempfile.mkdtemp(prefix="chapter10-"))  # everything this lesson writes
 

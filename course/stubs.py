@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from course.layout import Layout
+
 RECORD_NAME = ".generated.json"
 _ABOUT = (
     "Written by `python -m course generate`: a fingerprint of each exercise notebook as "
@@ -69,7 +71,7 @@ def describe(name: str, text: str) -> Original:
 
 
 def record_path(root: Path) -> Path:
-    return root / "exercises" / RECORD_NAME
+    return Layout(root).exercises / RECORD_NAME
 
 
 def load(root: Path) -> dict[str, Original]:
@@ -123,12 +125,12 @@ def is_pristine(path: Path, recorded: Original | None) -> bool:
 def pristine_text(root: Path, slug: str) -> str | None:
     """The untouched exercise notebook's text: generated from ``solutions/`` when the
     course has it, else the file in ``exercises/`` if it is still as generated."""
-    solution = root / "solutions" / f"{slug}.py"
+    solution = Layout(root).solutions / f"{slug}.py"
     if solution.is_file():
         from course.generate import make_exercise
 
         return make_exercise(solution.read_text(encoding="utf-8"), f"solutions/{slug}.py")
-    path = root / "exercises" / f"{slug}.py"
+    path = Layout(root).exercises / f"{slug}.py"
     if is_pristine(path, original(root, slug)):
         return path.read_text(encoding="utf-8")
     return None

@@ -47,7 +47,7 @@ from typing import Any
 import pytest
 
 import course.examples.prompt_kit
-from course import ROOT
+from course.layout import ROOT
 from course.notebook import DEMO_TAG, cell_definitions, read_cells
 from course.probing import probe
 from course.pytest_plugin import exercise

@@ -20,8 +20,8 @@ import stat
 import zipfile
 from pathlib import Path
 
-from course import ROOT
 from course.grader.layout import Course
+from course.layout import ROOT
 from course.stubs import RECORD_NAME, Original, describe, pristine_text, render
 
 SETUP_SH = """#!/usr/bin/env bash

@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
-from course import ROOT
 from course.grader.layout import Course
+from course.layout import ROOT
 from course.notebook import load_notebook
 from course.stubs import pristine_text
 from course.testing import same

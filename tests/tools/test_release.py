@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from course import ROOT
+from course.layout import ROOT
 from course.release import answer_regions, secret_regions, write_release
 
 TIMEOUT = 900

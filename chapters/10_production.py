@@ -270,7 +270,7 @@ print(verdict.stdout.strip(), "| exit status:", verdict.returncode)
 # - **In CI**, `nbstripout --verify` fails the build on any committed notebook with
 #   outputs. Hooks can be skipped (`git commit --no-verify`, a fresh clone without
 #   `pre-commit install`); CI cannot. This course's `make test` runs exactly this check
-#   (see `check_no_outputs` in `course/dev.py`).
+#   (see `check_no_outputs` in `course/authoring/dev.py`).
 #
 # nbstripout cleans outputs, not code: a key typed into a cell is still a key in git.
 # Section 6 is about keeping it out of the code.

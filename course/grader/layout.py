@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from course import stubs
+from course.grader import stubs
+from course.grader.stubs import Original
 from course.layout import BUILD, HERE, ROOT, SLUG, SOLUTIONS, Layout
-from course.stubs import Original
 
 # Hidden from every sandboxed run: the answers, their history, and built copies of them.
 HIDDEN = (SOLUTIONS, ".git", BUILD)
@@ -57,7 +57,7 @@ class Course:
         """The fingerprint of the untouched exercise notebook students start from.
 
         It comes from the record ``course generate`` writes, never from the file in
-        ``exercises/``: a learner edits that file in place (see :mod:`course.stubs`).
+        ``exercises/``: a learner edits that file in place (see :mod:`course.grader.stubs`).
         """
         return stubs.original(self.root, slug)
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import jupytext
 
-from course import stubs
+from course.grader import stubs
+from course.grader.stubs import Original
 from course.notebook import NotebookError, cell_definitions, read_cells
-from course.stubs import Original
 
 # Linear: `[ \t]*`, not `\s*`, which also matched newlines and made the search quadratic
 # in a cell's blank lines (a 64k-line cell took minutes).

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import course.appendix as appendix
-from course.appendix import AppendixError, exercises_page, read_lesson, stale_pages, write_pages
+import course.authoring.appendix as appendix
+from course.authoring.appendix import AppendixError, exercises_page, read_lesson, stale_pages, write_pages
 from course.cli import main
 from course.layout import ROOT
 

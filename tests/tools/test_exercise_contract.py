@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from course.generate import expected_exercises
+from course.authoring.generate import expected_exercises
 from course.layout import ROOT
 
 EXERCISE_TESTS = sorted((ROOT / "tests").glob("test_*.py"))

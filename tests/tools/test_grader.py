@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from course.authoring.generate import expected_exercises
 from course.check import check
-from course.generate import expected_exercises
 from course.grader import guard, report
 from course.grader.channel import RecordReader, make_writer
 from course.grader.discover import SubmissionError, chapter_for

@@ -14,6 +14,11 @@ untouched notebook looked like. ``course generate`` therefore records, in
 
 The record ships with a student release (which has no ``solutions/``) and with the
 grader's bundles, so every copy of the course answers "is this untouched?" the same way.
+
+It lives with the grader, not with the authoring tools that write it: the grader reads
+it in every copy of the course, including those with no authoring source at all (a
+student edition, a Gradescope bundle), and a fingerprint is made of the grader's own
+view of a notebook's code cells (:mod:`course.grader.prepare`).
 """
 
 from __future__ import annotations
@@ -127,7 +132,7 @@ def pristine_text(root: Path, slug: str) -> str | None:
     course has it, else the file in ``exercises/`` if it is still as generated."""
     solution = Layout(root).solutions / f"{slug}.py"
     if solution.is_file():
-        from course.generate import make_exercise
+        from course.authoring.generate import make_exercise
 
         return make_exercise(solution.read_text(encoding="utf-8"), f"solutions/{slug}.py")
     path = Layout(root).exercises / f"{slug}.py"

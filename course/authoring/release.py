@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from course import stubs
-from course.generate import BEGIN, END, expected_exercises
+from course.authoring.generate import BEGIN, END, expected_exercises
+from course.grader import stubs
 from course.layout import APPENDIX, CHAPTERS, ROOT, SOLUTIONS, TESTS, Layout
 
 # Copied as they are: the book's sources and what a learner's machine needs.

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from course import stubs
+from course.grader import stubs
 from course.layout import HERE, ROOT, SOLUTIONS, Layout
 
 BEGIN = "# BEGIN SOLUTION"

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no type hints
 
-from course.dev import tool
+from course.authoring.dev import tool
 from course.layout import ROOT, Layout
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

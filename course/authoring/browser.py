@@ -313,7 +313,7 @@ def _shoot(tab: DevTools, path: Path, width: int, report: PageReport) -> None:
 
 def _jupyterlite_problems(html: Path, page: Path, measures: dict[str, Any]) -> list[str]:
     """A chapter that can run in Pyodide offers JupyterLite, and the notebook is there."""
-    from course.bookext import pyodide_blocker
+    from course.authoring.bookext import pyodide_blocker
 
     source = html.parent.parent / CHAPTERS / f"{page.stem}.py"  # _build/html -> the sources
     if not source.is_file():

@@ -73,7 +73,7 @@ def check_no_outputs() -> bool:
 def _skip_learner_work() -> list[str]:
     """Ruff options that leave out exercises a learner has edited: their work in progress
     is not the course's code, and must not fail the course's checks."""
-    from course.generate import learner_edits
+    from course.authoring.generate import learner_edits
 
     edited = [str(p.relative_to(ROOT)) for p in learner_edits(ROOT)]
     return ["--extend-exclude", ",".join(edited)] if edited else []
@@ -121,7 +121,7 @@ def book(args: argparse.Namespace) -> int:
     if args.force:
         shutil.rmtree(HERE.jupyter_cache, ignore_errors=True)
         command.append("--all")
-    from course.prebuild import execute_into_cache
+    from course.authoring.prebuild import execute_into_cache
 
     execute_into_cache(ROOT)
     if not run("build the book", command):
@@ -131,7 +131,7 @@ def book(args: argparse.Namespace) -> int:
 
 
 def browser_check(args: argparse.Namespace) -> int:
-    from course.browser import check_book
+    from course.authoring.browser import check_book
 
     problems = check_book(HERE.html)
     for problem in problems:

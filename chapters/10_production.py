@@ -520,7 +520,7 @@ print(from_manager.llm_api_key, "=", from_manager.llm_api_key.get_secret_value()
 # %%
 import hashlib
 
-from course.devenv_checks import parse_dockerfile
+from course.lessons.devenv_checks import parse_dockerfile
 
 
 def copied(sources: list[str], files: dict[str, str]) -> str:
@@ -637,12 +637,12 @@ CMD ["python", "-m", "evals.worker"]
 
 # %% [markdown]
 # You cannot run `docker build` in this book, but you can check a Dockerfile's structure
-# without building it. `course.devenv_checks` parses it with `dockerfile-parse` (a
-# maintained parser, not regular expressions) and checks the points of this section; the
-# exercises are graded with it:
+# without building it. `course.lessons.devenv_checks` parses it with `dockerfile-parse`
+# (a maintained parser, not regular expressions) and checks the points of this section;
+# the exercises are graded with it:
 
 # %% tags=["nbval-check-output"]
-from course.devenv_checks import check_dockerfile, report
+from course.lessons.devenv_checks import check_dockerfile, report
 
 print(report(check_dockerfile(worker_dockerfile)))
 
@@ -697,7 +697,7 @@ print(report(check_dockerfile(leaky_dockerfile)))
 # it. Each message is one of the points above:
 
 # %% tags=["nbval-check-output"]
-from course.devenv_checks import check_compose
+from course.lessons.devenv_checks import check_compose
 
 first_try = """\
 services:
@@ -734,7 +734,7 @@ print(report(check_compose(first_try)))
 # this repository's Makefile:
 
 # %%
-from course.devenv_checks import check_makefile, parse_makefile
+from course.lessons.devenv_checks import check_makefile, parse_makefile
 
 course_make = parse_makefile(makefile_text)
 for rule in course_make.rules:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from course.devenv_checks import (
+from course.lessons.devenv_checks import (
     CHECK_GROUPS,
     CheckResult,
     check_compose,

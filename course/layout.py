@@ -111,10 +111,6 @@ class Layout:
         """The course's own notebooks (percent ``.py``) in ``folders``, sorted by path."""
         return sorted(p for folder in folders for p in (self.root / folder).glob("*.py"))
 
-    def notebook(self, slug: str, folder: str) -> Path:
-        """Chapter ``slug``'s notebook in one of this course's folders (see :func:`notebook`)."""
-        return notebook(slug, self.root / folder)
-
 
 HERE = Layout()
 """This checkout: the course the running ``course`` package belongs to."""

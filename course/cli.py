@@ -14,6 +14,7 @@ from typing import Any
 from course import lab, llm_server
 from course.authoring import appendix, dev, generate, linkcheck, release
 from course.grader import cli as grader_cli
+from course.grader.runner import skip_slow_imports
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -60,6 +61,7 @@ def _grouped_help(sub: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    skip_slow_imports()
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:

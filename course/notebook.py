@@ -11,11 +11,14 @@ learner can fix.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
+
+from course.percent import PercentError, read_percent
 
 # Cells with this tag are demonstrations only: never imported, even if they define things.
 DEMO_TAG = "demo"
@@ -30,7 +33,6 @@ _KEPT_NODES = (
     ast.AnnAssign,
 )
 _MAGIC = re.compile(r"^\s*[%!]")
-_CELL_MARKER = re.compile(r"^# %%")
 
 
 class NotebookError(Exception):
@@ -61,26 +63,25 @@ def read_cells(path: Path) -> list[CodeCell]:
         raise NotebookError(f"{path}: cannot read the file ({exc})") from exc
     if path.suffix == ".ipynb":
         try:
-            import nbformat  # here, not at the top: the judge imports this module, never reads
-
-            nb = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]
-        except Exception as exc:  # nbformat raises several unrelated types for bad JSON
+            nb = json.loads(text)
+        except (ValueError, RecursionError) as exc:
             raise NotebookError(f"{path}: not a valid .ipynb notebook ({_first_line(exc)})") from exc
-        if not isinstance(nb.get("cells"), list):
+        raw = nb.get("cells") if isinstance(nb, dict) else None
+        if not isinstance(raw, list):
             raise NotebookError(f"{path}: not a valid .ipynb notebook (no list of cells)")
-        starts: list[int | None] = [None] * len(nb.cells)
+        starts: list[int | None] = [None] * len(raw)
     elif path.suffix == ".py":
         try:
-            import jupytext  # about a second to import: only where a notebook is read
-
-            nb = jupytext.reads(text, fmt="py:percent")
-        except Exception as exc:  # a cell marker's metadata can be anything
-            raise NotebookError(f"{path}: jupytext could not read it ({_first_line(exc)})") from exc
-        starts = _percent_cell_starts(text, len(nb.cells))
+            read = read_percent(text)
+        except PercentError as exc:
+            raise NotebookError(f"{path}: {exc}") from None
+        raw = [{"cell_type": c.cell_type, "source": c.source, "metadata": {"tags": list(c.tags)}}
+               for c in read]
+        starts = [c.first_line for c in read]
     else:
         raise NotebookError(f"{path}: expected a .py (Jupytext percent) or .ipynb notebook")
     cells = []
-    for number, (cell, start) in enumerate(zip(nb.cells, starts, strict=True), start=1):
+    for number, (cell, start) in enumerate(zip(raw, starts, strict=True), start=1):
         cell_type, source, tags = _checked_cell(path, number, cell)
         if cell_type == "code":
             cells.append(CodeCell(number, source, tags, start))
@@ -109,15 +110,6 @@ def _checked_cell(path: Path, number: int, cell: object) -> tuple[str, str, tupl
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-
-
-def _percent_cell_starts(text: str, cell_count: int) -> list[int | None]:
-    """Map each cell to the file line where its source begins (the line after ``# %%``)."""
-    markers = [i + 2 for i, line in enumerate(text.splitlines()) if _CELL_MARKER.match(line)]
-    if len(markers) != cell_count:
-        return [None] * cell_count  # text before the first marker: give up on file lines
-    starts: list[int | None] = list(markers)
-    return starts
 
 
 def cell_definitions(cell: CodeCell, filename: str) -> ast.Module:

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import sys
+import threading
 import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -133,6 +134,32 @@ def pytest_configure(config: pytest.Config) -> None:
         out_fd, nonce_fd = (int(fd) for fd in str(fds).split(":"))
         _channel = _Channel(channel.make_writer(out_fd, _read_nonce(nonce_fd)))
         _not_dumpable()
+    launch_file = config.getoption("--course-worker")
+    if launch_file:
+        _start_worker_early(config, judge.Launch.read(Path(launch_file)))
+
+
+_early_key = pytest.StashKey[tuple["judge.WorkerProcess", threading.Thread]]()
+
+
+def _start_worker_early(config: pytest.Config, launch: judge.Launch) -> None:
+    """Start the judge's worker while pytest collects the tests: the two start-ups take
+    about as long as each other, and side by side a learner's check waits for one."""
+    worker = judge.WorkerProcess(launch)
+
+    def start() -> None:
+        with contextlib.suppress(judge.WorkerStopped):  # the first probe tries again, and says why
+            worker.ensure_started()
+
+    thread = threading.Thread(target=start, name="worker start-up", daemon=True)
+    thread.start()
+    config.stash[_early_key] = (worker, thread)
+
+
+def _early_worker(config: pytest.Config) -> judge.WorkerProcess:
+    worker, thread = config.stash[_early_key]
+    thread.join()
+    return worker
 
 
 def _read_nonce(fd: int) -> str:
@@ -218,15 +245,14 @@ def _remote_notebook(request: pytest.FixtureRequest, slug: str) -> judge.RemoteN
     if slug not in workers:
         launch_file = config.getoption("--course-worker")
         if launch_file:
-            launch = judge.Launch.read(Path(launch_file))
+            workers[slug] = _early_worker(config)
         else:
             try:
                 found = layout.notebook(slug, layout.target(config.getoption("--target")))
             except NotebookError as exc:
                 pytest.fail(str(exc), pytrace=False)
             module = judge.relative_module(str(request.path), config.rootpath)
-            launch = judge.Launch.local(found, config.rootpath, [module])
-        workers[slug] = judge.WorkerProcess(launch)
+            workers[slug] = judge.WorkerProcess(judge.Launch.local(found, config.rootpath, [module]))
     exercise_id = graded_info(request.node)[0] or request.node.nodeid
     spent = config.stash.setdefault(_spent_key, {})
     allowed = float(config.getoption("--course-exercise-timeout"))
@@ -372,7 +398,10 @@ def _notebook_line(excinfo: pytest.ExceptionInfo[BaseException], item: pytest.It
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    for worker in session.config.stash.get(_workers_key, {}).values():
+    workers = list(session.config.stash.get(_workers_key, {}).values())
+    if _early_key in session.config.stash:
+        workers.append(_early_worker(session.config))
+    for worker in workers:
         worker.stop()
     path = session.config.getoption("--course-report")
     if path:

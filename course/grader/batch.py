@@ -109,6 +109,19 @@ def exposed_warning(directory: Path) -> str:
             f"submission could read the others: `chmod o-rx {directory}` first")
 
 
+def quota_warning(options: Options) -> str:
+    """Said once per class, not per student: without cgroups, runs share the machine."""
+    from course.grader import quota
+
+    found = quota.find()
+    if found.place is not None:
+        return ""
+    return (f"note: the total quota per run (memory {options.limits.total_memory_mb} MB, "
+            f"{options.limits.processes} processes, {options.limits.cpus:g} CPU) is not "
+            f"enforced on this machine ({found.problem}); each process is still limited, "
+            "but a run may take memory or CPU time from another graded at the same time")
+
+
 class Progress:
     """A one-line progress bar on a terminal; a line per student otherwise."""
 
@@ -143,6 +156,9 @@ def grade_all(directory: Path, out: Path, course: Course, options: Options, jobs
     todo = students(directory)
     out.mkdir(parents=True, exist_ok=True)
     warning = exposed_warning(directory)
+    if warning:
+        print(warning, file=stream)
+    warning = quota_warning(options)
     if warning:
         print(warning, file=stream)
     jobs = jobs or os.cpu_count() or 1

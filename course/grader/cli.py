@@ -28,6 +28,11 @@ def _limits_args(parser: argparse.ArgumentParser) -> None:
                        help="seconds to run the notebook top to bottom (default 60)")
     group.add_argument("--memory", type=int, default=2048, help="MB of memory per process")
     group.add_argument("--processes", type=int, default=64, help="processes per run")
+    group.add_argument("--total-memory", type=int, default=1024,
+                       help="MB of memory for a whole run, its temporary files included "
+                            "(default 1024; enforced where cgroups are usable)")
+    group.add_argument("--cpus", type=float, default=1.0,
+                       help="CPU cores a whole run may keep busy (default 1; with cgroups)")
     group.add_argument("--allow-network", action="store_true",
                        help="do not isolate the network (the default allows loopback only)")
     group.add_argument("--hidden", type=Path, default=None, metavar="DIR",
@@ -47,7 +52,8 @@ def options_from(args: argparse.Namespace, **extra: Any) -> Any:
     limits = Limits(
         exercise_timeout=args.timeout, total_timeout=args.total_timeout,
         notebook_timeout=args.notebook_timeout, memory_mb=args.memory,
-        processes=args.processes, isolate_network=not args.allow_network,
+        processes=args.processes, total_memory_mb=args.total_memory, cpus=args.cpus,
+        isolate_network=not args.allow_network,
     )
     return Options(limits=limits, **extra)
 

@@ -260,7 +260,8 @@ def _judge_notebook(slug: str, run: RunResult) -> ExerciseResult:
                                             f"{run.how_it_ended()}")
         if record.get("outcome") != "passed":
             message = str(record.get("message", ""))[-1500:]
-            return _runs_criterion(slug, 0, f"{_cell_name(cell)} failed: {message}")
+            quota_note = f" ({run.quota_note})" if run.quota_note else ""
+            return _runs_criterion(slug, 0, f"{_cell_name(cell)} failed: {message}{quota_note}")
     if run.done is None:
         return _runs_criterion(slug, 0, f"the run was cut short ({run.how_it_ended()})")
     return _runs_criterion(slug, RUNS_POINTS, "every cell ran")

@@ -16,6 +16,10 @@
   the grader's command line nor another run's, and when its first process ends the
   kernel kills every process left in it; and a new IPC namespace, so System V shared
   memory and message queues are private to the run and end with it;
+- before all of the above, when ``cgroup`` names them, it joins the run's cgroups (its
+  total memory, process and CPU quota, made by :mod:`course.grader.quota`): done first
+  and by this process itself, every later process of the run is born inside them, with
+  no window between a fork and a move for one to escape;
 - resource limits, and (as root) a switch to a throwaway uid/gid with no supplementary
   groups and no way to regain privileges; without root, a user namespace stands in for
   root to build the mounts, and the command runs under the user's own uid, with no
@@ -339,6 +343,16 @@ def apply(config: dict[str, Any]) -> list[str]:
     returns), the child is the first process of the new PID namespace and returns.
     """
     done = []
+    for procs in config.get("cgroup", []):
+        try:
+            with open(procs, "w") as handle:
+                handle.write(str(os.getpid()))
+        except OSError as exc:
+            raise JailError(f"cannot join the run's cgroup {os.path.dirname(procs)}: "
+                            f"{exc.strerror} (set COURSE_GRADER_CGROUPS=off to grade "
+                            "without a total quota)") from None
+    if config.get("cgroup"):
+        done.append("cgroup")
     # Student code started by root of a user namespace (a worker started by a judge that
     # runs in one) gets a namespace of its own too, or it would keep root's capabilities.
     nested = bool(config.get("root")) and config.get("uid") is None \

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from course.grader import quota
 from course.grader.protocol import (
     MAX_LINE,
     READY,
@@ -67,6 +68,7 @@ class Launch:
     uid: int | None = None  # the sandbox's throwaway uid, whose processes are killed at the end
     startup_timeout: float = 30.0
     notebook: str = ""  # the submission as the judge may read it (never import it)
+    quota: dict[str, Any] | None = None  # the run's cgroup, whose counters say what it hit
 
     @classmethod
     def local(cls, notebook: Path, tests_root: Path, preload: list[str]) -> Launch:
@@ -81,7 +83,8 @@ class Launch:
     def read(cls, path: Path) -> Launch:
         raw = json.loads(path.read_text(encoding="utf-8"))
         return cls(list(raw["command"]), str(raw["cwd"]), dict(raw["env"]), raw.get("uid"),
-                   float(raw.get("startup_timeout", 30.0)), str(raw.get("notebook", "")))
+                   float(raw.get("startup_timeout", 30.0)), str(raw.get("notebook", "")),
+                   raw.get("quota"))
 
 
 def worker_command(python: str, notebook: Path, tests_root: Path,
@@ -101,12 +104,23 @@ class WorkerProcess:
     calls: int = 0
     stderr_tail: bytearray = field(default_factory=bytearray)
     starts: int = 0
+    quota_seen: dict[str, int] = field(default_factory=dict)
+
+    def quota_note(self) -> str:
+        """Which total limit the run hit since the last look ("" if none): read from its
+        cgroup by the judge, so the student's code cannot make it up or hide it."""
+        now = quota.counters(self.launch.quota)
+        said = quota.explain(self.launch.quota, self.quota_seen, now)
+        self.quota_seen = now
+        return f" ({said})" if said else ""
 
     def call(self, module: str, probe: str, args: list[Data], timeout: float) -> Data:
         """Run one probe; return its value. Raises ProbeError or WorkerStopped."""
         self.ensure_started()
         assert self.proc is not None and self.proc.stdin is not None
         self.calls += 1
+        if self.launch.quota:  # what the run hit before this call is not this call's doing
+            self.quota_seen = quota.counters(self.launch.quota)
         request: Request = {"call": self.calls, "module": module, "probe": probe, "args": args}
         try:
             self.proc.stdin.write(encode(request))
@@ -116,7 +130,7 @@ class WorkerProcess:
         reply = self._read_reply(self.calls, time.monotonic() + timeout, timeout)
         if "error" in reply:
             info = reply["error"]
-            raise ProbeError(info["type"], info["message"], info["where"])
+            raise ProbeError(info["type"], info["message"] + self.quota_note(), info["where"])
         return reply.get("value")
 
     def ensure_started(self) -> None:
@@ -167,7 +181,8 @@ class WorkerProcess:
             if left <= 0:
                 self.stop()
                 raise WorkerStopped(Ending.TIMEOUT, f"did not finish within {timeout:.3g} s: look "
-                                    "for an infinite loop, a blocking call or a long sleep")
+                                    "for an infinite loop, a blocking call or a long sleep"
+                                    + self.quota_note())
             with selectors.DefaultSelector() as selector:
                 selector.register(self.reply_fd, selectors.EVENT_READ)
                 if not selector.select(min(left, 1.0)):
@@ -192,14 +207,16 @@ class WorkerProcess:
             code = self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return "the worker closed its reply channel (did the code close file descriptors?)"
+        said = self.quota_note()
         if code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
             hint = " (often the memory or process limit)" if name == "SIGKILL" else ""
+            hint = said or hint
             return f"the code's process was killed by {name}{hint}"
         detail = bytes(self.stderr_tail).decode("utf-8", "replace").strip().splitlines()[-3:]
         tail = ("; it printed: " + " | ".join(detail)) if detail and code == 97 else ""
         return (f"the code's process ended with exit status {code}: did it call sys.exit() or "
-                f"os._exit(), or use too much memory?{tail}")
+                f"os._exit(), or use too much memory?{tail}{said}")
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

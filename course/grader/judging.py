@@ -16,6 +16,7 @@ Two processes, two trust levels:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -75,7 +76,8 @@ def worker_launch(run: JudgeRun, judge_jail: dict[str, Any]) -> Launch:
     command = [sys.executable, "-I", "-m", "course.grader.jail", json.dumps(config), "--",
                *worker_command(sys.executable, run.notebook, scratch.path, run.test_files)]
     return Launch(command, str(scratch.path), sandbox.environment(scratch), scratch.uid,
-                  startup_timeout=run.limits.startup_timeout, notebook=str(run.notebook))
+                  startup_timeout=run.limits.startup_timeout, notebook=str(run.notebook),
+                  quota=scratch.quota.describe() if scratch.quota else None)
 
 
 def run(job: JudgeRun) -> Judged:
@@ -87,15 +89,19 @@ def run(job: JudgeRun) -> Judged:
         command += ["-m", "course.grader.jail", json.dumps(judge_jail), "--", sys.executable, "-I"]
     command += [
         "-m", "course.grader.runner", "-c", str(folder / "pytest.ini"), "--rootdir", str(folder),
-        "-p", "no:cacheprovider", "-p", "course.pytest_plugin", "-q", "--no-header",
+        "-p", "no:cacheprovider", "-p", "course.pytest_plugin", "-p", "pytest_asyncio.plugin",
+        "-q", "--no-header",
         f"--course-report={folder / REPORT}", f"--course-worker={folder / LAUNCH}",
         f"--course-exercise-timeout={job.limits.exercise_timeout}",
         *(f"--exercise={e}" for e in job.exercises), *(str(folder / f) for f in job.test_files),
     ]
     judged = Judged()
     left = job.deadline - time.monotonic()
+    # Only the plugins named above: autoloading every installed one (nbval, xdist, anyio
+    # and what they import) would cost the judge more than its tests.
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     try:
         output, _ = proc.communicate(timeout=max(left, 0.1))
     except subprocess.TimeoutExpired:

@@ -17,23 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jupytext
-
 from course.grader import stubs
 from course.grader.stubs import Original
 from course.notebook import NotebookError, cell_definitions, read_cells
+from course.percent import ANY_MARKER, PercentError, read_percent
 
 # Linear: `[ \t]*`, not `\s*`, which also matched newlines and made the search quadratic
 # in a cell's blank lines (a 64k-line cell took minutes).
 NBVAL_COMMENT = re.compile(r"^[ \t]*#[ \t]*NBVAL_\w+", re.MULTILINE)
-CELL_MARKER = re.compile(r"^# %%", re.MULTILINE)
 CONTROL_TAGS = ("raises-exception",)
-# Far above any real exercise notebook (about 30 cells, 600 lines), far below what makes
-# parsing slow: jupytext's time grows with the square of the number of cells.
+# Far above any real exercise notebook (about 30 cells, 600 lines; the exercises are
+# about 20 KB), far below what would make grading it slow: every cell and line is
+# compiled, run and copied again in the sandbox.
 MAX_CELLS = 500
 MAX_LINES = 50_000
-# jupytext needs about a second and 150 MB per MB of text: a percent notebook (no
-# outputs; the exercises are about 20 KB) is held to 1 MB, so reading it stays short.
 MAX_PY_BYTES = 1024 * 1024
 MAX_TAGS = 50
 CELL_TYPES = ("code", "markdown", "raw")
@@ -77,19 +74,17 @@ def read(name: str, data: bytes) -> Notebook:
     if lines > MAX_LINES:
         raise BadNotebook(f"{name}: {lines} lines, more than the {MAX_LINES} a notebook may "
                           "have; remove pasted data, then save again")
-    markers = len(CELL_MARKER.findall(text))
-    if not markers:
+    try:
+        parsed = read_percent(text)
+    except PercentError as exc:
+        raise BadNotebook(f"{name}: {exc}") from None
+    if not ANY_MARKER.search(text):
         raise BadNotebook(
             f"{name}: a .py file without '# %%' cell markers, so not a Jupytext percent "
             "notebook; submit the exercise notebook you were given"
         )
-    _check_cell_count(name, markers)
-    try:
-        parsed = jupytext.reads(text, fmt="py:percent")
-    except Exception as exc:  # jupytext raises many types, RecursionError included
-        raise BadNotebook(f"{name}: jupytext could not read it ({_short(exc)})") from None
-    return Notebook(tuple(_checked_cell(name, number, _as_dict(cell))
-                          for number, cell in enumerate(parsed.cells, start=1)))
+    _check_cell_count(name, len(parsed))
+    return Notebook(tuple(Cell(c.cell_type, c.source, c.tags) for c in parsed))
 
 
 def _check_cell_count(name: str, count: int) -> None:
@@ -101,10 +96,6 @@ def _check_cell_count(name: str, count: int) -> None:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0][:300] if text else "") or type(exc).__name__
-
-
-def _as_dict(cell: Any) -> dict[str, Any]:
-    return dict(cell) if isinstance(cell, dict) else {"cell_type": cell}
 
 
 def _from_ipynb(name: str, text: str) -> Notebook:
@@ -187,20 +178,8 @@ def _normal(source: str) -> str:
     return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
-def _cells(nb: Any) -> list[Cell]:
-    """Cells of a :class:`Notebook`, or of a trusted one read by jupytext (the course's)."""
-    if isinstance(nb, Notebook):
-        return list(nb.cells)
-    cells = []
-    for cell in nb.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        tags = tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
-        cells.append(Cell(str(cell.cell_type), str(cell.source), tags))
-    return cells
-
-
-def code_cells(nb: Any) -> list[str]:
-    return [_normal(c.source) for c in _cells(nb) if c.cell_type == "code"]
+def code_cells(nb: Notebook) -> list[str]:
+    return [_normal(c.source) for c in nb.cells if c.cell_type == "code"]
 
 
 def plain_source(source: str) -> str:
@@ -208,7 +187,7 @@ def plain_source(source: str) -> str:
     return _normal(NBVAL_COMMENT.sub("", source))
 
 
-def is_untouched(nb: Any, reference: Original | None) -> bool:
+def is_untouched(nb: Notebook, reference: Original | None) -> bool:
     """Whether the submission's code cells are those of the generated exercise notebook.
 
     ``reference`` is the fingerprint ``course generate`` recorded, never the file in
@@ -219,11 +198,11 @@ def is_untouched(nb: Any, reference: Original | None) -> bool:
     return stubs.code_hash(code_cells(nb)) == reference.code
 
 
-def for_nbval(nb: Any, reference: Original | None) -> Notebook:
+def for_nbval(nb: Notebook, reference: Original | None) -> Notebook:
     """A copy whose cells carry only the execution rules the course set."""
     must_raise = reference.raises if reference is not None else frozenset()
     clean = []
-    for cell in _cells(nb):
+    for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         source = NBVAL_COMMENT.sub("#", cell.source)
@@ -239,7 +218,7 @@ def write_ipynb(nb: Notebook, path: Path) -> None:
     cells: list[dict[str, Any]] = [
         {"cell_type": "code", "id": f"cell-{number}", "metadata": {"tags": list(cell.tags)},
          "execution_count": None, "outputs": [], "source": cell.source}
-        for number, cell in enumerate(_cells(nb), start=1) if cell.cell_type == "code"
+        for number, cell in enumerate(nb.cells, start=1) if cell.cell_type == "code"
     ]
     data = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")

@@ -4,6 +4,7 @@ It is pytest's own ``console_main`` with one thing first: when jupyterlab's extr
 installed, ``jsonschema`` imports ``rfc3987_syntax``, which builds a grammar for about two
 seconds on import, and every run imports ``nbformat`` (hence ``jsonschema``). Nothing
 here validates IRIs, so the import is turned off, saving those seconds on every run.
+The worker, the ``course`` command and ``check()`` turn it off too, for the same reason.
 """
 
 from __future__ import annotations

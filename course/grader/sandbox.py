@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from course.grader import jail
+from course.grader import jail, quota
 from course.grader.channel import RecordReader, new_nonce
 from course.grader.jail import SETUP_FAILED
 from course.grader.layout import Course, read_only
@@ -47,7 +47,9 @@ class Limits:
     total_timeout: float = 300.0  # everything for one submission
     startup_timeout: float = 30.0  # pytest start and collection, before any student code
     memory_mb: int = 2048  # address space per process
-    processes: int = 64  # processes and threads of the sandbox user
+    processes: int = 64  # processes and threads of the sandbox user, and of the whole run
+    total_memory_mb: int = 1024  # the whole run's memory, its tmpfs included (a cgroup)
+    cpus: float = 1.0  # CPU cores the whole run may keep busy (a cgroup)
     file_mb: int = 64  # largest file a run may write
     work_mb: int = 128  # its whole working folder, where a tmpfs is possible
     open_files: int = 256
@@ -72,7 +74,8 @@ class Isolation:
             return [f"the sandbox could not be set up on this machine: {self.problem}"]
         notes = [
             f"limits: {limits.exercise_timeout:g} s per exercise, {limits.total_timeout:g} s "
-            f"per submission, {limits.memory_mb} MB memory, {limits.processes} processes",
+            f"per submission, {limits.memory_mb} MB memory per process, {limits.processes} "
+            "processes",
             "student code ran as a throwaway unprivileged user" if self.drop_uid
             else "student code ran as the grading user (not root, so no user switch)",
         ]
@@ -92,6 +95,7 @@ class Isolation:
                          "if their folders allow it)")
         if self.pid:
             notes.append("processes: a private process list; nothing else running is visible")
+        notes.append(quota.note(limits.total_memory_mb, limits.processes, limits.cpus))
         return notes
 
 
@@ -121,6 +125,7 @@ class RunResult:
     setup_failed: bool = False
     seconds: float = 0.0
     rejected: list[str] = field(default_factory=list)  # why channel records were dropped
+    quota_note: str = ""  # which total limit of the run's cgroup it hit, if any
 
     def _rejected_note(self) -> str:
         if not self.rejected:
@@ -132,7 +137,8 @@ class RunResult:
         return next((r for r in self.records if r.get("t") == "done"), None)
 
     def how_it_ended(self) -> str:
-        return self._how_it_ended() + self._rejected_note()
+        quota_note = f": {self.quota_note}" if self.quota_note else ""
+        return self._how_it_ended() + quota_note + self._rejected_note()
 
     def _how_it_ended(self) -> str:
         if self.killed_for:
@@ -144,6 +150,8 @@ class RunResult:
         code = self.exit_code
         if code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
+            if self.quota_note:
+                return f"the test process was killed by {name}"
             hint = {"SIGKILL": " (often the memory or process limit)",
                     "SIGXCPU": " (the CPU time limit)"}.get(str(name), "")
             return f"the test process was killed by {name}{hint}"
@@ -167,6 +175,7 @@ class Scratch:
         self.work = self.path / "work"
         self.ini = self.path / "pytest.ini"
         self.stage = self.path / "stage"  # where the sandbox builds its root (a mount point)
+        self.quota: quota.RunCgroup | None = None  # the run's cgroup, once made
         self.submission.mkdir()
         self.work.mkdir()
         self.stage.mkdir()
@@ -182,7 +191,24 @@ class Scratch:
             os.chown(self.path, 0, self.uid)
             os.chmod(self.path, 0o750)
 
+    def cgroup(self, limits: Limits) -> quota.RunCgroup | None:
+        """The run's cgroup (its total quota), made on first use where the machine allows."""
+        place = quota.find().place
+        if self.quota is None and place is not None:
+            group = quota.RunCgroup(place, limits.total_memory_mb, limits.processes, limits.cpus)
+            try:
+                group.create()
+            except OSError:
+                # Allowed at start-up, refused now (the grader's own cgroup went away?):
+                # this run goes without, under its per-process limits.
+                group.remove()
+                return None
+            self.quota = group
+        return self.quota
+
     def remove(self) -> None:
+        if self.quota is not None:
+            self.quota.remove()  # kills whatever of the run is left, wherever it hid
         for folder, dirs, _ in os.walk(self.path):
             for name in dirs:
                 path = os.path.join(folder, name)
@@ -231,6 +257,9 @@ def jail_config(course: Course, scratch: Scratch, limits: Limits, cpu_seconds: f
         # (this grader, other runs): a loose cap, but a fork bomb stays bounded.
         rlimits["nproc"] = _processes_of(os.getuid()) + limits.processes
     config: dict[str, Any] = {"rlimits": rlimits, "cwd": str(scratch.work)}
+    group = scratch.cgroup(limits)
+    if group is not None:
+        config["cgroup"] = group.join_files()
     if iso.userns:
         config["userns"] = True
     if iso.network and limits.isolate_network:
@@ -293,6 +322,10 @@ def run(course: Course, scratch: Scratch, pytest_args: list[str], limits: Limits
                 limits.output_kb * 1024, result)
     finally:
         kill_tree(proc, scratch.uid)
+        if scratch.quota is not None:
+            info = scratch.quota.describe()
+            result.quota_note = quota.explain(info, {}, quota.counters(info))
+            scratch.quota.kill()
         if scratch.uid is not None and not config.get("root"):
             remove_leftovers(scratch.uid)
         os.close(read_fd)

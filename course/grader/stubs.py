@@ -62,15 +62,13 @@ def code_hash(cells: list[str]) -> str:
 
 def describe(name: str, text: str) -> Original:
     """The fingerprint of a generated notebook's text (a Jupytext percent ``.py``)."""
-    import jupytext
-
     from course.grader import prepare
 
-    nb = jupytext.reads(text, fmt="py:percent")
+    nb = prepare.read(name, text.encode("utf-8"))
     raises = frozenset(
         cell_hash(prepare.plain_source(cell.source))
         for cell in nb.cells
-        if cell.cell_type == "code" and "raises-exception" in cell.metadata.get("tags", [])
+        if cell.cell_type == "code" and "raises-exception" in cell.tags
     )
     return Original(name, text_hash(text), code_hash(prepare.code_cells(nb)), raises)
 

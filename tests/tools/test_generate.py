@@ -154,10 +154,12 @@ def test_the_record_knows_the_untouched_notebook_in_any_format(tmp_path: Path) -
     write_exercises(root)
     exercise = root / "exercises" / "01_demo.py"
     recorded = stubs.original(root, "01_demo")
-    stub = jupytext.read(exercise)
+    stub = exercise.read_text(encoding="utf-8")
     exercise.write_text(SOLUTION, encoding="utf-8")  # the learner's work, in place
-    assert prepare.is_untouched(stub, recorded)
-    ipynb = jupytext.reads(jupytext.writes(stub, fmt="ipynb"), fmt="ipynb")
-    assert prepare.is_untouched(ipynb, recorded)
-    assert not prepare.is_untouched(jupytext.read(exercise), recorded)
+    assert prepare.is_untouched(prepare.read("01_demo.py", stub.encode()), recorded)
+    # Saved from Jupyter as .ipynb (Jupytext writes it): still the untouched exercise.
+    ipynb = jupytext.writes(jupytext.reads(stub, fmt="py:percent"), fmt="ipynb")
+    assert prepare.is_untouched(prepare.read("01_demo.ipynb", ipynb.encode()), recorded)
+    learner = prepare.read("01_demo.py", exercise.read_bytes())
+    assert not prepare.is_untouched(learner, recorded)
     assert stubs.pristine_text(root, "01_demo") == make_exercise(SOLUTION, "solutions/01_demo.py")

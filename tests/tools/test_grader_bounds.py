@@ -68,8 +68,8 @@ def test_a_malformed_ipynb_is_a_clear_bad_notebook(data: bytes, words: str) -> N
 
 
 @pytest.mark.parametrize(("text", "words"), [
-    ("# %% tags=5\nx = 1\n", "jupytext could not read it"),
-    ("# %% tags=" + "[" * 5000 + "]" * 5000 + "\nx = 1\n", "jupytext could not read it"),
+    ("# %% tags=5\nx = 1\n", "line 1: the cell's tags are not a list of text"),
+    ("# %% tags=" + "[" * 5000 + "]" * 5000 + "\nx = 1\n", "line 1: the cell's tags are not"),
     ("# %%\nx = 1\n" * (prepare.MAX_CELLS + 1), f"more than the {prepare.MAX_CELLS}"),
     ("# %%\n" + "\n" * (prepare.MAX_LINES + 1), f"more than the {prepare.MAX_LINES}"),
     ("# %%\n" + "#" * prepare.MAX_PY_BYTES, "KB a .py notebook may have"),

@@ -56,6 +56,9 @@ EXPECTED: dict[str, tuple[int | None, ...]] = {
     "sleep_forever": (0, 1, 3, 0),
     "fork_loop": (0, 1, 3, 0),
     "memory_bomb": (0, 1, 3, 0),
+    # Sixteen processes of 100 MB each, every one within the per-process limit: the run's
+    # memory quota kills one (where cgroups are usable; else add runs out of time).
+    "hoards_in_many_processes": (0, 1, 3, 0),
     "forges_channel": (0, 1, 3, 0),  # unsigned records are dropped; the kernel breaks
     "partly_correct": (3, 0, 0, 0),  # add keeps its points beside os._exit and a loop
     "detached_daemon": (3, 1, 3, 1),  # right answers; the stray process is killed

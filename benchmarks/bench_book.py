@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from course.prebuild import execute_into_cache
+from course.authoring.prebuild import execute_into_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 JUPYTER_BOOK = str(Path(sys.executable).with_name("jupyter-book"))

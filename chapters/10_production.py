@@ -43,7 +43,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from course import ROOT
+from course.layout import ROOT
 
 scratch = Path(tempfile.mkdtemp(prefix="chapter10-"))  # everything this lesson writes
 
@@ -270,7 +270,7 @@ print(verdict.stdout.strip(), "| exit status:", verdict.returncode)
 # - **In CI**, `nbstripout --verify` fails the build on any committed notebook with
 #   outputs. Hooks can be skipped (`git commit --no-verify`, a fresh clone without
 #   `pre-commit install`); CI cannot. This course's `make test` runs exactly this check
-#   (see `check_no_outputs` in `course/dev.py`).
+#   (see `check_no_outputs` in `course/authoring/dev.py`).
 #
 # nbstripout cleans outputs, not code: a key typed into a cell is still a key in git.
 # Section 6 is about keeping it out of the code.
@@ -520,7 +520,7 @@ print(from_manager.llm_api_key, "=", from_manager.llm_api_key.get_secret_value()
 # %%
 import hashlib
 
-from course.devenv_checks import parse_dockerfile
+from course.lessons.devenv_checks import parse_dockerfile
 
 
 def copied(sources: list[str], files: dict[str, str]) -> str:
@@ -637,12 +637,12 @@ CMD ["python", "-m", "evals.worker"]
 
 # %% [markdown]
 # You cannot run `docker build` in this book, but you can check a Dockerfile's structure
-# without building it. `course.devenv_checks` parses it with `dockerfile-parse` (a
-# maintained parser, not regular expressions) and checks the points of this section; the
-# exercises are graded with it:
+# without building it. `course.lessons.devenv_checks` parses it with `dockerfile-parse`
+# (a maintained parser, not regular expressions) and checks the points of this section;
+# the exercises are graded with it:
 
 # %% tags=["nbval-check-output"]
-from course.devenv_checks import check_dockerfile, report
+from course.lessons.devenv_checks import check_dockerfile, report
 
 print(report(check_dockerfile(worker_dockerfile)))
 
@@ -697,7 +697,7 @@ print(report(check_dockerfile(leaky_dockerfile)))
 # it. Each message is one of the points above:
 
 # %% tags=["nbval-check-output"]
-from course.devenv_checks import check_compose
+from course.lessons.devenv_checks import check_compose
 
 first_try = """\
 services:
@@ -734,7 +734,7 @@ print(report(check_compose(first_try)))
 # this repository's Makefile:
 
 # %%
-from course.devenv_checks import check_makefile, parse_makefile
+from course.lessons.devenv_checks import check_makefile, parse_makefile
 
 course_make = parse_makefile(makefile_text)
 for rule in course_make.rules:

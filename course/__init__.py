@@ -1,11 +1,9 @@
-"""The course's own tools: notebook loader, exercise generator, grader, local LLM API server."""
+"""The course's own tools: notebook loader, exercise generator, grader, local LLM API server.
 
-from pathlib import Path
+Where the course keeps things (``ROOT``, its folders, which notebook file is a chapter's)
+is :mod:`course.layout`'s to say.
+"""
 
-ROOT = Path(__file__).resolve().parent.parent
-"""The repository root: the folder that holds chapters/, solutions/, exercises/ and tests/."""
-
-NOTEBOOK_SUFFIXES = (".py", ".ipynb")
-"""The notebook files the course reads: Jupytext percent scripts and Jupyter notebooks."""
+from course.layout import NOTEBOOK_SUFFIXES, ROOT  # older imports: `from course import ROOT`
 
 __all__ = ["NOTEBOOK_SUFFIXES", "ROOT"]

@@ -15,15 +15,10 @@ import os
 import time
 from pathlib import Path
 
-from course import NOTEBOOK_SUFFIXES
+from course import layout
 from course.grader.layout import Course
 from course.grader.sandbox import SANDBOX_ENV
-
-
-def _find_notebook(slug: str, folder: Path) -> Path | None:
-    found = [folder / f"{slug}{s}" for s in NOTEBOOK_SUFFIXES if (folder / f"{slug}{s}").is_file()]
-    # With both (a Jupytext pair), the one saved last is the one the student is editing.
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+from course.notebook import NotebookError
 
 
 def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None = None,
@@ -50,8 +45,9 @@ def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None =
         print(f"There is no exercise called {exercise_id!r}. Exercises: {', '.join(known)}")
         return
     here = Path(folder).resolve()
-    notebook = _find_notebook(slug, here)
-    if notebook is None:
+    try:
+        notebook = layout.notebook(slug, here)  # the newer of .py and .ipynb
+    except NotebookError:
         print(f"No {slug}.ipynb or {slug}.py in {here}: run check() from the exercise notebook.")
         return
     if _untouched(notebook, course, slug):

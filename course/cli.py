@@ -11,7 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from course import appendix, dev, generate, lab, linkcheck, llm_server, release
+from course import lab, llm_server
+from course.authoring import appendix, dev, generate, linkcheck, release
 from course.grader import cli as grader_cli
 from course.grader.runner import skip_slow_imports
 

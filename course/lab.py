@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from course import ROOT
+from course.layout import ROOT
 
 JUPYTERLAB = "jupyterlab==4.6.6"
 DOCMANAGER = "@jupyterlab/docmanager-extension:plugin"

@@ -32,14 +32,14 @@ from typing import Any, TypeVar
 
 import pytest
 
+from course import layout
 from course.grader import channel, feedback, guard, judge
 from course.grader.runner import skip_slow_imports
+from course.layout import SLUG, TARGET_ENV
 from course.notebook import NotebookError
-from course.targets import TARGET_ENV, find_notebook, resolve_target
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARKER = "exercise"
-SLUG = re.compile(r"^\d+_\w+$")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MAX_MESSAGE = 2000
 MAX_CELL_OUTPUT = 10 * 2**20
@@ -254,8 +254,7 @@ def _remote_notebook(request: pytest.FixtureRequest, slug: str) -> judge.RemoteN
             workers[slug] = _early_worker(config)
         else:
             try:
-                target = resolve_target(config.getoption("--target"))
-                found = find_notebook(slug, target)
+                found = layout.notebook(slug, layout.target(config.getoption("--target")))
             except NotebookError as exc:
                 pytest.fail(str(exc), pytrace=False)
             module = judge.relative_module(str(request.path), config.rootpath)
@@ -390,7 +389,7 @@ def _short_message(excinfo: pytest.ExceptionInfo[BaseException], item: pytest.It
 def _notebook_line(excinfo: pytest.ExceptionInfo[BaseException], item: pytest.Item) -> str:
     """The deepest line of the student's notebook in the traceback, if any."""
     try:
-        target = str(resolve_target(item.config.getoption("--target")))
+        target = str(layout.target(item.config.getoption("--target")))
     except NotebookError:
         return ""
     found = ""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mypy import api
 
-from course import ROOT
+from course.layout import ROOT
 
 _CELL_MARKER = re.compile(r"^# %%")
 # "path/to/file.py:12: error: message  [code]" (also "note"); column numbers are off.

@@ -17,7 +17,7 @@
 # # Exercises 9: write the tests
 #
 # This time the code is written and the tests are yours. The module
-# `course/examples/prompt_kit.py` holds the deterministic parts of a chat call (count
+# `course/lessons/prompt_kit.py` holds the deterministic parts of a chat call (count
 # tokens, fit a conversation into a budget, build the messages, parse the model's JSON
 # answer), a repair-once loop around an async client, and a small HTTP client for an
 # OpenAI-style endpoint. Its docstrings are the specification.
@@ -72,10 +72,10 @@ import httpx
 import pytest
 import respx
 
-from course.examples import prompt_kit
+from course.lessons import prompt_kit
 
 # %% [markdown]
-# Read the module first. Here it is (or open `course/examples/prompt_kit.py`):
+# Read the module first. Here it is (or open `course/lessons/prompt_kit.py`):
 
 # %% tags=["demo"]
 print(Path(prompt_kit.__file__).read_text(encoding="utf-8"))

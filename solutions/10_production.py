@@ -45,10 +45,11 @@
 # | `makefile_targets` | `dev`, `test` and `lint` targets | 2 |
 #
 # You write the three files as strings in this notebook: `DOCKERFILE`, `COMPOSE` and
-# `MAKEFILE`. Nothing is built or started: the checks in `course.devenv_checks` parse the
-# files and look at their structure, so they run anywhere, without Docker and without a
-# network. When you have Docker, the same files work for real: write them out with
-# `write_environment()` below and run `make dev`.
+# `MAKEFILE`. Nothing is built or started: the checks in
+# `course.lessons.devenv_checks` parse the files and look at their structure, so they
+# run anywhere, without Docker and without a network. When you have Docker, the same
+# files work for real: write them out with `write_environment()` below and run
+# `make dev`.
 #
 # Everything you need is in [the lesson](../chapters/10_production). Edit the strings,
 # save the notebook, and run the `check(...)` cells: they run the same tests the grader
@@ -65,7 +66,7 @@
 import tempfile
 from pathlib import Path
 
-from course.devenv_checks import check_folder, failures, report
+from course.lessons.devenv_checks import check_folder, failures, report
 
 
 def write_environment(
@@ -145,7 +146,7 @@ CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
 # Run the checker on your Dockerfile. Each failure names the line and the fix:
 
 # %% tags=["demo"]
-from course.devenv_checks import check_dockerfile
+from course.lessons.devenv_checks import check_dockerfile
 
 print(report(check_dockerfile(DOCKERFILE)))
 
@@ -232,7 +233,7 @@ services:
 # END SOLUTION
 
 # %% tags=["demo"]
-from course.devenv_checks import check_compose
+from course.lessons.devenv_checks import check_compose
 
 print(report(check_compose(COMPOSE)))
 
@@ -286,7 +287,7 @@ lint:
 # END SOLUTION
 
 # %% tags=["demo"]
-from course.devenv_checks import check_makefile
+from course.lessons.devenv_checks import check_makefile
 
 print(report(check_makefile(MAKEFILE)))
 

@@ -1,7 +1,7 @@
 """Graded tests for chapter 9's exercise: the learner writes the tests, for ``prompt_kit``.
 
 The learner's notebook defines pytest tests (``def test_...(prompt_kit): ...``) for
-``course/examples/prompt_kit.py``. Here those tests are run, once, by pytest in a
+``course/lessons/prompt_kit.py``. Here those tests are run, once, by pytest in a
 subprocess, against several versions of the module:
 
 - ``correct``: the module the learner was given; every test must pass on it;
@@ -46,14 +46,14 @@ from typing import Any
 
 import pytest
 
-import course.examples.prompt_kit
-from course import ROOT
+import course.lessons.prompt_kit
+from course.layout import ROOT
 from course.notebook import DEMO_TAG, cell_definitions, read_cells
 from course.probing import probe
 from course.pytest_plugin import exercise
 
 MUTANT_DIR = Path(__file__).resolve().parent / "mutants" / "09_testing"
-REAL_FILE = Path(course.examples.prompt_kit.__file__).resolve()
+REAL_FILE = Path(course.lessons.prompt_kit.__file__).resolve()
 GOOD_VERSIONS = ("correct", "equivalent")
 RUN_TIMEOUT = 60.0
 
@@ -79,8 +79,8 @@ CONFTEST = textwrap.dedent('''
 
     import pytest
 
-    import course.examples
-    import course.examples.prompt_kit as ORIGINAL
+    import course.lessons
+    import course.lessons.prompt_kit as ORIGINAL
 
     CONFIG = json.loads((Path(__file__).parent / "suite.json").read_text(encoding="utf-8"))
     SOURCES = CONFIG.pop("sources")  # position -> source; which version is which stays with the judge
@@ -133,7 +133,7 @@ CONFTEST = textwrap.dedent('''
     def _module_under_test(request, monkeypatch):
         module = build(request.param)
         monkeypatch.setitem(sys.modules, MODULE_NAME, module)
-        monkeypatch.setattr(course.examples, "prompt_kit", module)
+        monkeypatch.setattr(course.lessons, "prompt_kit", module)
         learner = request.module
         for name, value in list(vars(learner).items()):
             if value is ORIGINAL:

@@ -1,8 +1,8 @@
 """Chapter 10 exercises: a development environment, graded by static checks.
 
 The notebook holds three strings, ``DOCKERFILE``, ``COMPOSE`` and ``MAKEFILE``. Each
-graded test runs one check group of ``course.devenv_checks`` on them; no Docker daemon
-and no network are involved. A failure lists every problem the group found, each with
+graded test runs one check group of ``course.lessons.devenv_checks`` on them; no Docker
+daemon and no network are involved. A failure lists every problem the group found, each with
 its line and its fix.
 
 Judged (see CONTRIBUTING.md): the checks parse the learner's text, so they run in the
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from course.devenv_checks import CheckResult
+from course.lessons.devenv_checks import CheckResult
 from course.probing import kind, probe, shown
 from course.pytest_plugin import exercise
 
@@ -45,7 +45,7 @@ def probe_text(nb: Any, name: str) -> Data:
 # patch the checker; it only parses the text (nothing in it is executed).
 CHECK_IN_CLEAN_PROCESS = (
     "import dataclasses, json, sys\n"
-    "from course import devenv_checks\n"
+    "from course.lessons import devenv_checks\n"
     "results = getattr(devenv_checks, sys.argv[1])(sys.stdin.read())\n"
     "print(json.dumps([dataclasses.asdict(r) for r in results]))\n"
 )

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from course import NOTEBOOK_SUFFIXES
 from course.grader.cli import with_hints
 from course.grader.discover import SubmissionError
 from course.grader.engine import GraderError, Options, grade
 from course.grader.layout import Course
 from course.grader.report import render
+from course.layout import NOTEBOOK_SUFFIXES
 
 
 @dataclass

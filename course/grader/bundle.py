@@ -20,9 +20,9 @@ import stat
 import zipfile
 from pathlib import Path
 
-from course import ROOT
 from course.grader.layout import Course
-from course.stubs import RECORD_NAME, Original, describe, pristine_text, render
+from course.grader.stubs import RECORD_NAME, Original, describe, pristine_text, render
+from course.layout import ROOT
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image.
@@ -137,7 +137,7 @@ def write_gradescope_bundle(root: Path, output: Path, chapters: tuple[str, ...] 
             if text is not None:
                 _add_text(archive, f"exercises/{slug}.py", text)
                 originals[f"{slug}.py"] = describe(f"{slug}.py", text)
-        # The fingerprints the grader tells an untouched submission by (course/stubs.py).
+        # The fingerprints the grader tells an untouched submission by (course/grader/stubs.py).
         _add_text(archive, f"exercises/{RECORD_NAME}", render(originals))
     os.chmod(output, 0o644)
     return output

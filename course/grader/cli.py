@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from course import ROOT
+from course.layout import ROOT, Layout
 
 OK, GRADER_FAILED, BAD_INPUT = 0, 1, 2
 
@@ -85,7 +85,7 @@ def with_hidden_tests(public: Path, hidden: Path) -> Path:
         for path in sorted(folder.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-    merged = public.parent / "_build" / "grader-tests" / digest.hexdigest()[:16]
+    merged = Layout(public.parent).build / "grader-tests" / digest.hexdigest()[:16]
     if not merged.is_dir():
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "tools")
         staging = merged.with_name(merged.name + ".tmp")
@@ -202,7 +202,7 @@ def grade_all_command(args: argparse.Namespace) -> int:
 
 def _student_target(args: argparse.Namespace) -> Path:
     target: Path | None = args.target
-    return target or course_from(args).root / "exercises"
+    return target or Layout(course_from(args).root).exercises
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -248,7 +248,7 @@ def bundle_command(args: argparse.Namespace) -> int:
     from course.grader.bundle import write_gradescope_bundle
 
     root = (args.course_root or ROOT).resolve()
-    tests = with_hidden_tests(root / "tests", args.hidden) if args.hidden else None
+    tests = with_hidden_tests(Layout(root).tests, args.hidden) if args.hidden else None
     path = write_gradescope_bundle(root, args.output, tuple(args.chapter), tests)
     print(f"wrote {path}: upload it as the assignment's autograder (zip) on Gradescope")
     return OK

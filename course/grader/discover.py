@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from course import NOTEBOOK_SUFFIXES
+from course.layout import NOTEBOOK_SUFFIXES
 
 MAX_NOTEBOOK = 5 * 1024 * 1024
 MAX_MEMBERS = 2000

@@ -8,19 +8,18 @@ point it at a small fixture course, and a new chapter is found simply by its fil
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from course import ROOT, stubs
-from course.stubs import Original
+from course.grader import stubs
+from course.grader.stubs import Original
+from course.layout import BUILD, HERE, ROOT, SLUG, SOLUTIONS, Layout
 
-SLUG = re.compile(r"^\d+_\w+$")
 # Hidden from every sandboxed run: the answers, their history, and built copies of them.
-HIDDEN = ("solutions", ".git", "_build")
+HIDDEN = (SOLUTIONS, ".git", BUILD)
 SKIP_IN_TESTS = {"tools", "__pycache__", ".pytest_cache"}
 # Folders of tests/ that only the judge may hold: what a worker could read there would
 # tell it what the tests are looking for (chapter 9's broken versions, by name).
@@ -30,12 +29,12 @@ JUDGE_ONLY = {"mutants", "hidden"}
 @dataclass(frozen=True)
 class Course:
     root: Path = ROOT
-    tests: Path = ROOT / "tests"
+    tests: Path = HERE.tests
 
     @classmethod
     def at(cls, root: Path | None = None, tests: Path | None = None) -> Course:
         root = (root or ROOT).resolve()
-        return cls(root, (tests or root / "tests").resolve())
+        return cls(root, (tests or Layout(root).tests).resolve())
 
     @cached_property
     def chapters(self) -> dict[str, list[Path]]:
@@ -58,7 +57,7 @@ class Course:
         """The fingerprint of the untouched exercise notebook students start from.
 
         It comes from the record ``course generate`` writes, never from the file in
-        ``exercises/``: a learner edits that file in place (see :mod:`course.stubs`).
+        ``exercises/``: a learner edits that file in place (see :mod:`course.grader.stubs`).
         """
         return stubs.original(self.root, slug)
 
@@ -86,7 +85,7 @@ class Course:
         ``pyproject.toml`` or ``setup.cfg`` in a submission is never read.
         """
         options: dict[str, object] = {}
-        pyproject = self.root / "pyproject.toml"
+        pyproject = Layout(self.root).pyproject
         if pyproject.is_file():
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
             options = dict(data.get("tool", {}).get("pytest", {}).get("ini_options", {}))

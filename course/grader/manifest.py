@@ -20,6 +20,7 @@ from pathlib import Path
 
 import course.pytest_plugin as plugin
 from course.grader.layout import Course
+from course.layout import Layout
 
 
 class ManifestError(Exception):
@@ -73,7 +74,7 @@ def load(course: Course, cache_dir: Path | None = None) -> Manifest:
     key = _fingerprint(course)
     if key in _memory:
         return _memory[key]
-    cache = (cache_dir or course.root / "_build" / "grader-cache") / f"manifest-{key}.json"
+    cache = (cache_dir or Layout(course.root).build / "grader-cache") / f"manifest-{key}.json"
     if cache.is_file():
         manifest = _parse(json.loads(cache.read_text(encoding="utf-8")))
     else:

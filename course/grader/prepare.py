@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from course import stubs
+from course.grader import stubs
+from course.grader.stubs import Original
 from course.notebook import NotebookError, cell_definitions, read_cells
 from course.percent import ANY_MARKER, PercentError, read_percent
-from course.stubs import Original
 
 # Linear: `[ \t]*`, not `\s*`, which also matched newlines and made the search quadratic
 # in a cell's blank lines (a 64k-line cell took minutes).

@@ -34,10 +34,10 @@ from typing import Any
 
 import pytest
 
-from course import ROOT
 from course.grader.layout import Course
+from course.grader.stubs import pristine_text
+from course.layout import ROOT
 from course.notebook import load_notebook
-from course.stubs import pristine_text
 from course.testing import same
 
 CHAPTERS = sorted(

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-import course.appendix as appendix
-from course import ROOT
-from course.appendix import AppendixError, exercises_page, read_lesson, stale_pages, write_pages
+import course.authoring.appendix as appendix
+from course.authoring.appendix import AppendixError, exercises_page, read_lesson, stale_pages, write_pages
 from course.cli import main
+from course.layout import ROOT
 
 HEADER = "# %% [markdown]\n# # 1. A demo chapter\n#\n# Some prose.\n\n# %%\nx = 1\n\n"
 QUESTIONS = """# %% [markdown]

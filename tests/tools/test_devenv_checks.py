@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from course.devenv_checks import (
+from course.lessons.devenv_checks import (
     CHECK_GROUPS,
     CheckResult,
     check_compose,
@@ -398,7 +398,7 @@ def test_dev_must_start_compose() -> None:
 
 
 def test_the_course_makefile_has_test_but_no_dev() -> None:
-    from course import ROOT
+    from course.layout import ROOT
 
     parsed = parse_makefile((ROOT / "Makefile").read_text(encoding="utf-8"))
     assert parsed.rules_for("test") and "test" in parsed.phony

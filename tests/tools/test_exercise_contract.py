@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from course import ROOT
-from course.generate import expected_exercises
+from course.authoring.generate import expected_exercises
+from course.layout import ROOT
 
 EXERCISE_TESTS = sorted((ROOT / "tests").glob("test_*.py"))
 SLUGS = [path.stem.removeprefix("test_") for path in EXERCISE_TESTS]

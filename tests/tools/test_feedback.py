@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from course import ROOT
 from course.check import check
 from course.grader import report
 from course.grader.engine import Options, grade
 from course.grader.feedback import DETAIL, full_part, short_part, shorten
 from course.grader.layout import Course
 from course.grader.sandbox import Limits
+from course.layout import ROOT
 
 FIXTURE = Path(__file__).parent / "fixtures" / "course"
 SOLUTION = FIXTURE / "solutions" / "00_fixture.py"

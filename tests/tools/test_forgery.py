@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from course import ROOT
 from course.grader.layout import Course
+from course.layout import ROOT
 
 RUN_TIMEOUT = 240
 

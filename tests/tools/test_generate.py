@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from course.generate import (
+from course.authoring.generate import (
     EditedExercises,
     GenerateError,
     learner_edits,
@@ -148,8 +148,7 @@ def test_the_record_knows_the_untouched_notebook_in_any_format(tmp_path: Path) -
     """The grader's 'untouched' verdict comes from the record, not from exercises/."""
     import jupytext
 
-    from course import stubs
-    from course.grader import prepare
+    from course.grader import prepare, stubs
 
     root = _course(tmp_path)
     write_exercises(root)

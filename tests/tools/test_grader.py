@@ -22,9 +22,8 @@ from typing import Any
 
 import pytest
 
-from course import ROOT
+from course.authoring.generate import expected_exercises
 from course.check import check
-from course.generate import expected_exercises
 from course.grader import guard, report
 from course.grader.channel import RecordReader, make_writer
 from course.grader.discover import SubmissionError, chapter_for
@@ -32,6 +31,7 @@ from course.grader.engine import Options, grade
 from course.grader.layout import Course
 from course.grader.results import Report
 from course.grader.sandbox import SANDBOX_ENV, Limits
+from course.layout import ROOT
 from course.testing import same
 
 HERE = Path(__file__).parent

@@ -31,7 +31,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from course import ROOT
+from course.layout import ROOT
 
 FIXTURE = Path(__file__).parent / "fixtures" / "course"
 VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from course import ROOT
 from course.lab import DOCMANAGER, lab_command, overrides_path, write_overrides
+from course.layout import ROOT
 
 
 def test_python_files_open_as_jupytext_notebooks_and_other_settings_stay(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from course.linkcheck import broken_links
+from course.authoring.linkcheck import broken_links
 
 CONFIG = """title: A tiny book
 only_build_toc_files: true

@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from course import ROOT
+from course.layout import ROOT
 from course.llm_server import LLMServer, ServerConfig
 
 # One TLS context for every client (all URLs are http://127.0.0.1): building one per

@@ -13,8 +13,8 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from course import ROOT
 from course.grader.prepare import _normal
+from course.layout import ROOT
 from course.percent import PercentError, read_percent
 
 NOTEBOOKS = sorted(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from jupyter_cache import get_cache
 
-from course import prebuild
+from course.authoring import prebuild
 
 HEADER = """# ---
 # jupyter:

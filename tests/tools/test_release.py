@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from course import ROOT
-from course.release import answer_regions, secret_regions, write_release
+from course.authoring.release import answer_regions, secret_regions, write_release
+from course.layout import ROOT
 
 TIMEOUT = 900
 # Generous limits: the machine running the suite may be busy; the verdict must not depend on it.

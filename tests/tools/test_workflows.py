@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from course import ROOT
+from course.layout import ROOT
 
 WORKFLOWS = sorted(
     [*ROOT.glob(".github/workflows/*.yml"), *ROOT.glob(".github/workflows/*.yaml"),

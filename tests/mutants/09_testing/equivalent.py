@@ -1,4 +1,4 @@
-"""prompt_kit rewritten: the same behaviour as ``course/examples/prompt_kit.py``, other code.
+"""prompt_kit rewritten: the same behaviour as ``course/lessons/prompt_kit.py``, other code.
 
 Learners' tests must pass on this version as well as on the original: a test that fails
 here depends on how the module is written, not on what it does. Error messages are the

@@ -1,4 +1,4 @@
-"""Deliberately broken versions of ``course/examples/prompt_kit.py``, for chapter 9's exercise.
+"""Deliberately broken versions of ``course/lessons/prompt_kit.py``, for chapter 9's exercise.
 
 Learners write tests for ``prompt_kit``; ``tests/test_09_testing.py`` runs those tests
 against the correct module, against ``equivalent.py`` (the same behaviour written

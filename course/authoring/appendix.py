@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from course import ROOT
 from course.grader.results import RUNS_POINTS
+from course.layout import CHAPTERS, ROOT, Layout
 
 HEADING = "## Check your understanding"
 QUESTION = re.compile(r"^\*\*(\d+)\.(?:\s[^*]*)?\*\*")  # **1.** or **1. Topic.**
@@ -173,15 +173,15 @@ def pages(root: Path = ROOT) -> dict[Path, str]:
     from course.grader import manifest
     from course.grader.layout import Course
 
-    lessons = [read_lesson(p) for p in sorted((root / "chapters").glob("*.py"))]
+    lessons = [read_lesson(p) for p in Layout(root).notebooks(CHAPTERS)]
     titles = {lesson.slug: lesson.title for lesson in lessons}
     points: dict[str, dict[str, tuple[int, int]]] = {}
     for test in manifest.load(Course.at(root)).tests:
         tests, pts = points.setdefault(test.chapter, {}).get(test.exercise, (0, 0))
         points[test.chapter][test.exercise] = (tests + 1, pts + test.points)
     return {
-        root / "appendix" / "questions.md": questions_page(lessons),
-        root / "appendix" / "exercises.md": exercises_page(points, titles),
+        Layout(root).appendix / "questions.md": questions_page(lessons),
+        Layout(root).appendix / "exercises.md": exercises_page(points, titles),
     }
 
 

@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from course import ROOT, stubs
-from course.generate import BEGIN, END, expected_exercises
+from course.authoring.generate import BEGIN, END, expected_exercises
+from course.grader import stubs
+from course.layout import APPENDIX, CHAPTERS, ROOT, SOLUTIONS, TESTS, Layout
 
 # Copied as they are: the book's sources and what a learner's machine needs.
 TOP_FILES = ("intro.md", "grading.md", "_config.yml", "_toc.yml", "requirements.txt",
              "requirements.in", "pyproject.toml", ".gitignore")
-TOP_FOLDERS = ("chapters", "appendix", "course", ".devcontainer")
+TOP_FOLDERS = (CHAPTERS, APPENDIX, "course", ".devcontainer")
 GRADER_ONLY_DIRS = ("hidden", "mutants")  # under tests/: never in a student's hands
 _GRADER_ONLY_REFERENCE = re.compile(r"""["'/](hidden|mutants)["'/]""")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".*_cache")
@@ -110,7 +111,7 @@ class Release:
 def answer_regions(root: Path = ROOT) -> list[tuple[str, str]]:
     """``(where, text)`` of every answer region in ``solutions/``, text normalised."""
     regions = []
-    for solution in sorted((root / "solutions").glob("*.py")):
+    for solution in Layout(root).notebooks(SOLUTIONS):
         lines: list[str] | None = None
         start = 0
         for number, line in enumerate(solution.read_text(encoding="utf-8").splitlines(), 1):
@@ -140,7 +141,7 @@ def secret_regions(root: Path = ROOT) -> list[tuple[str, str]]:
 
 def _public_sources(root: Path) -> list[Path]:
     found = [root / name for name in TOP_FILES if (root / name).is_file()]
-    for folder in (*TOP_FOLDERS, "tests"):
+    for folder in (*TOP_FOLDERS, TESTS):
         found += [p for p in sorted((root / folder).rglob("*"))
                   if p.is_file() and p.suffix in (".py", ".md", ".yml", ".toml", ".txt")
                   and "__pycache__" not in p.parts]
@@ -207,10 +208,10 @@ def write_release(out: Path, root: Path = ROOT, *, hidden: Path | None = None,
     out = out.resolve()
     if out.exists() and any(out.iterdir()):
         raise ReleaseError(f"{out} is not empty; give a new folder (nothing was written)")
-    if not (root / "solutions").is_dir():
+    if not Layout(root).solutions.is_dir():
         raise ReleaseError(f"{root} has no solutions/: a release is made from the course's source")
     inside = root.resolve() in out.parents or out == root.resolve()
-    if inside and out.parent != root.resolve() / "_build":
+    if inside and out.parent != Layout(root.resolve()).build:
         raise ReleaseError("write the release outside the course (or under _build/)")
     release = Release(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -223,13 +224,13 @@ def write_release(out: Path, root: Path = ROOT, *, hidden: Path | None = None,
     # The exercises as generated: never the maintainer's working copy.
     originals = {}
     for path, text in expected_exercises(root).items():
-        (out / "exercises").mkdir(exist_ok=True)
-        (out / "exercises" / path.name).write_text(text, encoding="utf-8")
+        Layout(out).exercises.mkdir(exist_ok=True)
+        (Layout(out).exercises / path.name).write_text(text, encoding="utf-8")
         originals[path.name] = stubs.describe(path.name, text)
     stubs.write(out, originals)
-    public, grader_only = _split_tests(root / "tests")
+    public, grader_only = _split_tests(Layout(root).tests)
     for entry in public:
-        _copy(entry, out / "tests" / entry.name)
+        _copy(entry, Layout(out).tests / entry.name)
     if hidden is not None:
         grader_only.append(hidden)
     release.grader_only = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
@@ -256,7 +257,7 @@ def write_release(out: Path, root: Path = ROOT, *, hidden: Path | None = None,
 
 
 def _title(root: Path) -> str:
-    config = root / "_config.yml"
+    config = Layout(root).config
     if config.is_file():
         for line in config.read_text(encoding="utf-8").splitlines():
             if line.startswith("title:"):

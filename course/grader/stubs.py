@@ -14,6 +14,11 @@ untouched notebook looked like. ``course generate`` therefore records, in
 
 The record ships with a student release (which has no ``solutions/``) and with the
 grader's bundles, so every copy of the course answers "is this untouched?" the same way.
+
+It lives with the grader, not with the authoring tools that write it: the grader reads
+it in every copy of the course, including those with no authoring source at all (a
+student edition, a Gradescope bundle), and a fingerprint is made of the grader's own
+view of a notebook's code cells (:mod:`course.grader.prepare`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from course.layout import Layout
 
 RECORD_NAME = ".generated.json"
 _ABOUT = (
@@ -67,7 +74,7 @@ def describe(name: str, text: str) -> Original:
 
 
 def record_path(root: Path) -> Path:
-    return root / "exercises" / RECORD_NAME
+    return Layout(root).exercises / RECORD_NAME
 
 
 def load(root: Path) -> dict[str, Original]:
@@ -121,12 +128,12 @@ def is_pristine(path: Path, recorded: Original | None) -> bool:
 def pristine_text(root: Path, slug: str) -> str | None:
     """The untouched exercise notebook's text: generated from ``solutions/`` when the
     course has it, else the file in ``exercises/`` if it is still as generated."""
-    solution = root / "solutions" / f"{slug}.py"
+    solution = Layout(root).solutions / f"{slug}.py"
     if solution.is_file():
-        from course.generate import make_exercise
+        from course.authoring.generate import make_exercise
 
         return make_exercise(solution.read_text(encoding="utf-8"), f"solutions/{slug}.py")
-    path = root / "exercises" / f"{slug}.py"
+    path = Layout(root).exercises / f"{slug}.py"
     if is_pristine(path, original(root, slug)):
         return path.read_text(encoding="utf-8")
     return None

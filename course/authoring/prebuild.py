@@ -21,15 +21,13 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no type hints
 
-from course.dev import notebook_sources
-
-BOOK_NOTEBOOK_FOLDERS = ("chapters", "appendix")  # exercises/ are excluded from execution
+from course.layout import BOOK_EXECUTED, Layout
 
 
 def execution_settings(root: Path) -> tuple[int, bool]:
     """``execute.timeout`` and ``execute.allow_errors`` from the book's ``_config.yml``,
     with Jupyter Book's defaults, so this runs notebooks under the build's own rules."""
-    config_file = root / "_config.yml"
+    config_file = Layout(root).config
     config = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
     execute = (config or {}).get("execute") or {}
     return int(execute.get("timeout", 30)), bool(execute.get("allow_errors", False))
@@ -73,8 +71,9 @@ def execute_into_cache(root: Path, workers: int | None = None) -> None:
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
 
-    cache = get_cache(str(root / "_build" / ".jupyter_cache"))
-    stale = [p for p in notebook_sources(root, BOOK_NOTEBOOK_FOLDERS) if not _cached(cache, p)]
+    course = Layout(root)
+    cache = get_cache(str(course.jupyter_cache))
+    stale = [p for p in course.notebooks(*BOOK_EXECUTED) if not _cached(cache, p)]
     if not stale:
         print("every notebook's outputs are cached", flush=True)
         return

@@ -29,7 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from course import ROOT, stubs
+from course.grader import stubs
+from course.layout import HERE, ROOT, SOLUTIONS, Layout
 
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
@@ -160,7 +161,7 @@ def what_next(slug: str, next_chapter: tuple[str, str] | None) -> str:
 
 def _chapter_heading(root: Path, slug: str) -> str:
     """``Chapter 5. Pydantic and the trust boundary`` from the chapter's first heading."""
-    path = root / "chapters" / f"{slug}.py"
+    path = Layout(root).chapters / f"{slug}.py"
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.startswith("# # "):
@@ -170,19 +171,19 @@ def _chapter_heading(root: Path, slug: str) -> str:
 
 def expected_exercises(root: Path = ROOT) -> dict[Path, str]:
     """Every exercise file that ``solutions/`` implies, with its expected text."""
-    if not (root / "solutions").is_dir():
+    if not Layout(root).solutions.is_dir():
         raise GenerateError(
             f"{root} has no solutions/ (a student edition?): there is nothing to generate "
             "from, and exercises/ is the learner's to edit"
         )
     expected = {}
-    chapters = sorted(path.stem for path in (root / "chapters").glob("*.py"))
-    for solution in sorted((root / "solutions").glob("*.py")):
+    chapters = sorted(path.stem for path in Layout(root).chapters.glob("*.py"))
+    for solution in Layout(root).notebooks(SOLUTIONS):
         name = str(solution.relative_to(root))
         # The next chapter of the book (not of solutions/): its link ends this exercise.
         following = next((slug for slug in chapters if slug > solution.stem), None)
         onward = (following, _chapter_heading(root, following)) if following else None
-        expected[root / "exercises" / solution.name] = make_exercise(
+        expected[Layout(root).exercises / solution.name] = make_exercise(
             solution.read_text(encoding="utf-8"), name, onward
         )
     return expected
@@ -215,7 +216,7 @@ def _edited(path: Path, recorded: dict[str, stubs.Original], expected: str | Non
 def backup(paths: list[Path], root: Path) -> Path:
     """Copy ``paths`` to ``backups/<time>/`` (same relative layout); return that folder."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    folder = root / "backups" / stamp
+    folder = Layout(root).backups / stamp
     for path in paths:
         target = folder / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +234,7 @@ def write_exercises(root: Path = ROOT, *, force: bool = False) -> list[Path]:
     """
     expected = expected_exercises(root)
     recorded = stubs.load(root)
-    orphans = [p for p in sorted((root / "exercises").glob("*.py")) if p not in expected]
+    orphans = [p for p in sorted(Layout(root).exercises.glob("*.py")) if p not in expected]
     edited = [p for p, text in expected.items() if _edited(p, recorded, text)]
     edited += [p for p in orphans if p.name in recorded and _edited(p, recorded, None)]
     if edited and not force:
@@ -277,12 +278,12 @@ def stale_exercises(root: Path = ROOT) -> list[StaleFile]:
             stale.append(StaleFile(path, reason))
         elif not path.exists():
             stale.append(StaleFile(path, "missing"))
-    for path in sorted((root / "exercises").glob("*.py")):
+    for path in sorted(Layout(root).exercises.glob("*.py")):
         if path not in expected and path.name in recorded:
             stale.append(StaleFile(path, "not made from any solution"))
     for name in sorted(set(recorded) - {p.name for p in expected}):
-        if not (root / "exercises" / name).exists():
-            stale.append(StaleFile(root / "exercises" / name, "recorded but not made from any solution"))
+        if not (Layout(root).exercises / name).exists():
+            stale.append(StaleFile(Layout(root).exercises / name, "recorded but not made from any solution"))
     return stale
 
 
@@ -290,7 +291,7 @@ def learner_edits(root: Path = ROOT) -> list[Path]:
     """Exercise files that differ from what ``course generate`` wrote: someone's work."""
     recorded = stubs.load(root)
     return [
-        p for p in sorted((root / "exercises").glob("*.py"))
+        p for p in sorted(Layout(root).exercises.glob("*.py"))
         if p.name in recorded and not stubs.is_pristine(p, recorded[p.name])
     ]
 
@@ -327,7 +328,7 @@ def _generate(args: argparse.Namespace) -> int:
             print(f"updated {path}")
         if edits:
             print(f"kept a copy of each edited exercise ({', '.join(p.name for p in edits)}) "
-                  f"in {ROOT / 'backups'}/")
+                  f"in {HERE.backups}/")
     except EditedExercises as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no type hints
 
-from course import ROOT
-from course.dev import tool
+from course.authoring.dev import tool
+from course.layout import ROOT, Layout
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 WARNING = re.compile(r"^(?P<path>.+?):(?P<line>\d+): WARNING: (?P<message>.*)$")
@@ -53,10 +53,10 @@ def _where(root: Path, name: str, line: int) -> tuple[str, int]:
 
 def broken_links(root: Path = ROOT, out: Path | None = None) -> list[str]:
     """Build the book with the linkcheck builder; return one line per broken internal link."""
-    out = out or root / "_build" / "linkcheck"
+    out = out or Layout(root).build / "linkcheck"
     shutil.rmtree(out, ignore_errors=True)  # a fresh read, so every page's links are reported
     out.mkdir(parents=True)
-    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) or {}
+    config = yaml.safe_load(Layout(root).config.read_text(encoding="utf-8")) or {}
     config.setdefault("execute", {})["execute_notebooks"] = "off"
     sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
     sphinx["linkcheck_ignore"] = [r"https?://", r"mailto:"]  # offline: external links are not ours
@@ -73,7 +73,7 @@ def broken_links(root: Path = ROOT, out: Path | None = None) -> list[str]:
         if match and LINK_PROBLEM.search(match["message"]):
             message = match["message"].removesuffix(" [myst.xref_missing]")
             problems.add((*_where(root, match["path"], int(match["line"])), message))
-    report = out / "_build" / "html" / "output.json"
+    report = out / "_build" / "html" / "output.json"  # Jupyter Book's own layout
     entries = report.read_text(encoding="utf-8").splitlines() if report.is_file() else []
     for entry in map(json.loads, entries):
         if entry["status"] == "broken":

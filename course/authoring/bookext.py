@@ -22,7 +22,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-NOTEBOOK_FOLDERS = ("chapters", "exercises", "solutions", "appendix")
+from course.layout import BOOK_PAGES, CHAPTERS, Layout
+
 COLAB_BRANCH = "notebooks"  # written by .github/workflows/book.yml
 LITE_FOLDER = "lite_contents"  # under _build/, the notebooks JupyterLite serves
 
@@ -90,7 +91,7 @@ def pyodide_blocker(source: str) -> str | None:
 
 def _source(app: Any, pagename: str) -> Path | None:
     path = Path(app.env.doc2path(pagename))
-    if path.suffix == ".py" and path.parent.name in NOTEBOOK_FOLDERS:
+    if path.suffix == ".py" and path.parent.name in BOOK_PAGES:
         return path
     return None
 
@@ -260,11 +261,11 @@ def write_lite_contents(app: Any, error: Exception | None) -> None:
         return
     import jupytext
 
-    target = Path(app.srcdir) / "_build" / LITE_FOLDER
+    target = Layout(Path(app.srcdir)).build / LITE_FOLDER
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    for source in sorted((Path(app.srcdir) / "chapters").glob("*.py")):
+    for source in Layout(Path(app.srcdir)).notebooks(CHAPTERS):
         if pyodide_blocker(source.read_text(encoding="utf-8")) is None:
             notebook = _notebook_for_download(app, source)
             # JupyterLite's kernel is "python" (Pyodide); naming it spares the reader a
@@ -283,7 +284,7 @@ def build_lite_if_stale(app: Any, error: Exception | None) -> None:
 
     from jupyterlite_sphinx.jupyterlite_sphinx import JUPYTERLITE_DIR, jupyterlite_build  # type: ignore[import-untyped]
 
-    contents = sorted((Path(app.srcdir) / "_build" / LITE_FOLDER).glob("*.ipynb"))
+    contents = sorted((Layout(Path(app.srcdir)).build / LITE_FOLDER).glob("*.ipynb"))
     packages = ("jupyterlite-core", "jupyterlite-pyodide-kernel", "jupyterlite-sphinx")
     shape = ";".join([*(f"{p}=={version(p)}" for p in packages), *(c.name for c in contents)])
     site = Path(app.outdir) / JUPYTERLITE_DIR

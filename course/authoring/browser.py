@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from course.layout import APPENDIX, CHAPTERS, EXERCISES
+
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -266,7 +268,7 @@ def broken_links(page: Path, links: list[str]) -> list[str]:
 def book_pages(html: Path) -> list[Path]:
     """The pages a reader meets: the landing page, every chapter, exercise and appendix page."""
     pages = [html / "intro.html", html / "grading.html"]
-    for folder in ("chapters", "exercises", "appendix"):
+    for folder in (CHAPTERS, EXERCISES, APPENDIX):  # the built pages mirror the sources
         pages += sorted((html / folder).glob("*.html"))
     return [p for p in pages if p.is_file()]
 
@@ -275,8 +277,8 @@ def page_problems(html: Path, page: Path, report: PageReport) -> list[str]:
     name = str(page.relative_to(html))
     m = report.measures
     problems = [f"{name}: console error: {error}" for error in report.console_errors]
-    notebook = page.parent.name in ("chapters", "exercises") or page.name == "llm_server.html"
-    if page.parent.name == "chapters" and not m.get("outputs"):
+    notebook = page.parent.name in (CHAPTERS, EXERCISES) or page.name == "llm_server.html"
+    if page.parent.name == CHAPTERS and not m.get("outputs"):
         problems.append(f"{name}: no executed code output on the page")
     for block in m.get("overflowing", []):
         problems.append(
@@ -296,7 +298,7 @@ def page_problems(html: Path, page: Path, report: PageReport) -> list[str]:
                 problems.append(f"{name}: no {wanted} launch button")
         if ".ipynb" not in m.get("downloads", []):
             problems.append(f"{name}: no .ipynb download")
-    if page.parent.name == "chapters":
+    if page.parent.name == CHAPTERS:
         problems += _jupyterlite_problems(html, page, m)
     links = m.get("links", [])
     problems += [f"{name}: link to {href} leads nowhere" for href in broken_links(page, links)]
@@ -311,9 +313,9 @@ def _shoot(tab: DevTools, path: Path, width: int, report: PageReport) -> None:
 
 def _jupyterlite_problems(html: Path, page: Path, measures: dict[str, Any]) -> list[str]:
     """A chapter that can run in Pyodide offers JupyterLite, and the notebook is there."""
-    from course.bookext import pyodide_blocker
+    from course.authoring.bookext import pyodide_blocker
 
-    source = html.parent.parent / "chapters" / f"{page.stem}.py"
+    source = html.parent.parent / CHAPTERS / f"{page.stem}.py"  # _build/html -> the sources
     if not source.is_file():
         return []
     name = str(page.relative_to(html))
@@ -331,8 +333,8 @@ def check_book(html: Path, shots: Path | None = None) -> list[str]:
     Screenshots go to ``shots`` (default: ``_build/browser-check`` beside ``html``)."""
     if not (html / "index.html").is_file():
         return [f"no built book at {html}: run `make book` first"]
-    if not (html / "chapters").is_dir() or not any((html / "chapters").glob("*.html")):
-        return [f"no chapter pages under {html / 'chapters'}"]
+    if not (html / CHAPTERS).is_dir() or not any((html / CHAPTERS).glob("*.html")):
+        return [f"no chapter pages under {html / CHAPTERS}"]
     shots = shots or html.parent / "browser-check"
     if shots.exists():
         shutil.rmtree(shots)

@@ -16,11 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from course import ROOT
+from course.layout import HERE, NBVAL_RUN, ROOT, TESTS
 
-BUILD = ROOT / "_build"
-NBVAL_MIRROR = BUILD / "nbval"
-NOTEBOOK_FOLDERS = ("chapters", "solutions", "appendix")
 PARALLEL = max(2, min(os.cpu_count() or 2, 4))  # xdist workers for the parallel pass
 
 
@@ -38,21 +35,18 @@ def tool(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def notebook_sources(root: Path = ROOT, folders: Sequence[str] = NOTEBOOK_FOLDERS) -> list[Path]:
-    return sorted(p for folder in folders for p in (root / folder).glob("*.py"))
-
-
 def mirror_notebooks() -> Path:
     """Convert every chapter and solution to .ipynb under _build/nbval, for nbval."""
-    if NBVAL_MIRROR.exists():
-        shutil.rmtree(NBVAL_MIRROR)
+    mirror = HERE.nbval
+    if mirror.exists():
+        shutil.rmtree(mirror)
     import jupytext
 
-    for source in notebook_sources():
-        target = NBVAL_MIRROR / source.parent.name / f"{source.stem}.ipynb"
+    for source in HERE.notebooks(*NBVAL_RUN):
+        target = mirror / source.parent.name / f"{source.stem}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         jupytext.write(jupytext.read(source, fmt="py:percent"), target, fmt="ipynb")
-    return NBVAL_MIRROR
+    return mirror
 
 
 def committed_notebooks_with_outputs() -> list[str]:
@@ -79,7 +73,7 @@ def check_no_outputs() -> bool:
 def _skip_learner_work() -> list[str]:
     """Ruff options that leave out exercises a learner has edited: their work in progress
     is not the course's code, and must not fail the course's checks."""
-    from course.generate import learner_edits
+    from course.authoring.generate import learner_edits
 
     edited = [str(p.relative_to(ROOT)) for p in learner_edits(ROOT)]
     return ["--extend-exclude", ",".join(edited)] if edited else []
@@ -87,8 +81,8 @@ def _skip_learner_work() -> list[str]:
 
 def test(args: argparse.Namespace) -> int:
     python = sys.executable
-    mirror_notebooks()
-    pytest = [python, "-m", "pytest", "tests", str(NBVAL_MIRROR.relative_to(ROOT)),
+    mirror = str(mirror_notebooks().relative_to(ROOT))
+    pytest = [python, "-m", "pytest", TESTS, mirror,
               "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", *args.pytest_args]
     # Every check runs even when an earlier one fails, so one run shows every problem.
     results = {
@@ -105,7 +99,7 @@ def test(args: argparse.Namespace) -> int:
         "notebook code within 88 columns": run(
             "notebook code within 88 columns",
             [tool("ruff"), "check", "--select", "E501", "--line-length", "88",
-             str(NBVAL_MIRROR.relative_to(ROOT))],
+             mirror],
         ),
         "mypy --strict": run("mypy --strict", [tool("mypy"), "--strict", "course", "solutions"]),
         "no outputs": check_no_outputs(),
@@ -125,21 +119,21 @@ def test(args: argparse.Namespace) -> int:
 def book(args: argparse.Namespace) -> int:
     command = [tool("jupyter-book"), "build", str(ROOT), "--warningiserror", "--keep-going"]
     if args.force:
-        shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
+        shutil.rmtree(HERE.jupyter_cache, ignore_errors=True)
         command.append("--all")
-    from course.prebuild import execute_into_cache
+    from course.authoring.prebuild import execute_into_cache
 
     execute_into_cache(ROOT)
     if not run("build the book", command):
         return 1
-    print(f"\nThe book is at {BUILD / 'html' / 'index.html'}")
+    print(f"\nThe book is at {HERE.html / 'index.html'}")
     return 0
 
 
 def browser_check(args: argparse.Namespace) -> int:
-    from course.browser import check_book
+    from course.authoring.browser import check_book
 
-    problems = check_book(BUILD / "html")
+    problems = check_book(HERE.html)
     for problem in problems:
         print(f"- {problem}", file=sys.stderr)
     print("the book looks right in Chromium" if not problems else f"{len(problems)} problem(s)")

@@ -241,7 +241,7 @@ def _run_notebook(slug: str, nb: Any, course: Course, options: Options, base: Pa
         prepare.write_ipynb(prepare.for_nbval(nb, reference), source)
         scratch.seal()
         limits = options.limits
-        args = ["--nbval-lax", "--nbval-current-env",
+        args = ["-p", "nbval.plugin", "--nbval-lax", "--nbval-current-env",
                 # A cell that needs longer than an exercise's tests is stuck; ending it early
                 # lets nbval report which cell, instead of the whole notebook timing out.
                 f"--nbval-cell-timeout={max(int(limits.exercise_timeout), 1)}",

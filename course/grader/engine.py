@@ -210,6 +210,7 @@ def _judge_tests(slug: str, data: bytes, suffix: str, grouped: dict[str, list[Gr
             limits=options.limits, deadline=deadline,
         ))
     except judging.SetupFailed as exc:
+        sandbox.forget_isolation()
         raise GraderError(str(exc)) from None
     finally:
         worker_scratch.remove()
@@ -253,6 +254,7 @@ def _run_notebook(slug: str, nb: Any, course: Course, options: Options, base: Pa
     finally:
         scratch.remove()
     if run.setup_failed:
+        sandbox.forget_isolation()
         raise GraderError(f"the sandbox could not start: {run.output.strip()[-2000:]}")
     return _judge_notebook(slug, run)
 

@@ -12,6 +12,7 @@ group and every process of its uid are killed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -32,6 +33,7 @@ from course.grader import jail, quota
 from course.grader.channel import RecordReader, new_nonce
 from course.grader.jail import SETUP_FAILED
 from course.grader.layout import Course, read_only
+from course.layout import ROOT
 
 SANDBOX_ENV = "COURSE_GRADER_SANDBOX"  # set inside every run; check() is a no-op there
 UID_BASE, UID_SPAN = 1_900_000_000, 100_000_000
@@ -99,15 +101,53 @@ class Isolation:
         return notes
 
 
-@cache
 def isolation() -> Isolation:
-    """Probe once per grader process (a few short Python starts)."""
-    found = jail.probe()
+    """What this machine allows, probed once per machine and Python (a few short Python
+    starts, a third of a second a learner would wait for at every check)."""
+    return _probed()
+
+
+@cache
+def _probed() -> Isolation:
+    found = _remembered_probe()
     problem = found.get("problem")
     return Isolation(bool(found.get("uid")), bool(found.get("net")), bool(found.get("mount")),
                      bool(found.get("userns")), bool(found.get("pid")),
                      str(problem) if problem else None,
                      tuple(found.get("packages") or (jail.PACKAGE,)))
+
+
+def _probe_record() -> Path:
+    """Where the probe's answer is kept: named by everything that could change it (this
+    Python, user and grader code, the machine's boot and its container's first process)."""
+    facts: list[object] = [sys.executable, os.geteuid(), jail.PACKAGE,
+                           Path(jail.__file__).stat().st_mtime_ns]
+    with contextlib.suppress(OSError):
+        facts.append(Path("/proc/sys/kernel/random/boot_id").read_text(encoding="utf-8"))
+        # Field 22 of /proc/1/stat, the start time of PID 1: a restarted container differs.
+        facts.append(Path("/proc/1/stat").read_text(encoding="utf-8").rpartition(")")[2].split()[19])
+    key = hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:20]
+    return ROOT / "_build" / "grader-cache" / f"isolation-{key}.json"
+
+
+def _remembered_probe() -> dict[str, Any]:
+    record = _probe_record()
+    with contextlib.suppress(OSError, ValueError):
+        found = json.loads(record.read_text(encoding="utf-8"))
+        if isinstance(found, dict):
+            return found
+    found = jail.probe()
+    if not found.get("problem"):  # a failure is probed again next time
+        with contextlib.suppress(OSError):
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps(found), encoding="utf-8")
+    return found
+
+
+def forget_isolation() -> None:
+    """After a sandbox failed to start: the machine changed, so probe it afresh."""
+    _probe_record().unlink(missing_ok=True)
+    _probed.cache_clear()
 
 
 class Watcher(Protocol):

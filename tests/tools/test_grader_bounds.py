@@ -257,6 +257,32 @@ def test_a_sandbox_that_cannot_start_is_the_graders_problem(tmp_path: Path,
     assert report_notes[0].startswith("the sandbox could not be set up on this machine")
 
 
+def test_a_remembered_probe_that_no_longer_holds_is_probed_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe's answer is kept between runs; a machine that changed since (a container
+    restarted with fewer rights, say) costs one failed run, not every run after it."""
+    record = tmp_path / "isolation.json"
+    monkeypatch.setattr(sandbox, "_probe_record", lambda: record)
+    sandbox.forget_isolation()
+    try:
+        real = sandbox.isolation()
+        assert record.is_file()  # remembered
+        stale = json.loads(record.read_text(encoding="utf-8"))
+        stale.update(mount=False, pid=False, packages=["/nonexistent/course"])
+        record.write_text(json.dumps(stale), encoding="utf-8")
+        sandbox._probed.cache_clear()
+        if real.mounts:  # the stale answer sends the run to a package that is not there
+            with pytest.raises(GraderError):
+                grade(SOLUTION, COURSE, Options(cache_dir=tmp_path / "cache"))
+            # Forgotten, or already probed afresh by the run's other sandbox.
+            assert not record.exists() or json.loads(record.read_text()) != stale
+        else:
+            sandbox.forget_isolation()
+        assert grade(SOLUTION, COURSE, Options(cache_dir=tmp_path / "cache")).earned > 0
+    finally:
+        sandbox._probed.cache_clear()
+
+
 @pytest.fixture
 def open_folder() -> Any:
     """A folder every user may enter (pytest's own tmp_path is inside a mode-700 one)."""

@@ -51,6 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from peers import build
 
@@ -93,6 +94,14 @@ def expect(grader: str, student: str, kind: str, score: float, max_score: float,
 
 def batch_kinds(size: int) -> dict[str, str]:
     return {f"student{i:03d}": "solution" if i % 2 == 0 else "stub" for i in range(size)}
+
+
+class Grader(Protocol):
+    name: str
+
+    def single(self, kind: str) -> Sample: ...
+
+    def batch(self) -> Sample: ...
 
 
 class Course:
@@ -236,7 +245,7 @@ def seconds(values: list[float]) -> str:
 
 
 def table(samples: dict[tuple[str, str], list[Sample]], batch: int) -> list[str]:
-    rows = [
+    rows: list[tuple[str, str, Callable[[Sample], float], int]] = [
         ("one submission, solution, wall", "solution", lambda s: s.wall, 1),
         ("one submission, stub, wall", "stub", lambda s: s.wall, 1),
         ("one submission, solution, CPU", "solution", lambda s: s.cpu, 1),
@@ -277,7 +286,7 @@ def main() -> int:
     load_before = load()
     print(f"setting up the peers in {CACHE} ...", flush=True)
     CACHE.mkdir(parents=True, exist_ok=True)
-    graders = {"course": Course(batch), "otter": Otter(batch), "nbgrader": Nbgrader(batch)}
+    graders: dict[str, Grader] = {"course": Course(batch), "otter": Otter(batch), "nbgrader": Nbgrader(batch)}
     for grader in graders.values():  # warm caches; also proves each grades correctly
         grader.single("solution")
 
@@ -294,7 +303,8 @@ def main() -> int:
                             text=True, check=False).stdout.strip() or "?"
     otter_venv, nbgrader_venv = CACHE / "otter-venv", CACHE / "nbgrader-venv"
     header = [
-        f"# Grading chapter 1: the course against otter-grader and nbgrader ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+        "# Grading chapter 1: the course against otter-grader and nbgrader "
+        f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"- machine: {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
         f"Python {platform.python_version()}; load average (1/5/15 min) {load_before} before, "

@@ -25,6 +25,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jupytext
 import nbformat
@@ -41,6 +42,19 @@ PINS = {
     "otter": ["otter-grader==7.0.0", "ipykernel==7.4.0"],
     "nbgrader": ["nbgrader==0.9.6", "ipykernel==7.4.0"],
 }
+
+
+# nbformat has no type hints: these are its calls used here, typed.
+def code_cell(source: str) -> Any:
+    return nbformat.v4.new_code_cell(source)  # type: ignore[no-untyped-call]
+
+
+def markdown_cell(source: str) -> Any:
+    return nbformat.v4.new_markdown_cell(source)  # type: ignore[no-untyped-call]
+
+
+def write_notebook(notebook: Any, path: Path) -> None:
+    nbformat.write(notebook, path)  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -113,27 +127,27 @@ def ensure_venv(cache: Path, peer: str) -> Path:
 # ----------------------------------------------------------------------------- notebooks
 
 
-def course_notebook(path: Path) -> nbformat.NotebookNode:
-    notebook = jupytext.read(path)
+def course_notebook(path: Path) -> Any:
+    notebook: Any = jupytext.read(path)
     notebook.cells = [c for c in notebook.cells if c.source.strip()
                       and "remove-cell" not in c.metadata.get("tags", [])]
     return notebook
 
 
-def is_check_cell(cell: nbformat.NotebookNode) -> bool:
+def is_check_cell(cell: Any) -> bool:
     lines = [line for line in cell.source.splitlines() if line.strip()]
     return cell.cell_type == "code" and bool(lines) and all(
         line.startswith(("from course.check import check", "check(")) for line in lines)
 
 
-def otter_notebook(path: Path) -> nbformat.NotebookNode:
+def otter_notebook(path: Path) -> Any:
     """The course's notebook as an otter student would hand it in."""
     notebook = course_notebook(path)
-    cells = [nbformat.v4.new_code_cell(f'import otter\n\ngrader = otter.Notebook("{SLUG}.ipynb")')]
+    cells = [code_cell(f'import otter\n\ngrader = otter.Notebook("{SLUG}.ipynb")')]
     for cell in notebook.cells:
         if is_check_cell(cell):
             lines = [f"grader.{line}" for line in cell.source.splitlines() if line.startswith("check(")]
-            cell = nbformat.v4.new_code_cell("\n".join(lines))
+            cell = code_cell("\n".join(lines))
         cells.append(cell)
     notebook.cells = cells
     return notebook
@@ -148,7 +162,7 @@ def nbgrader_meta(grade_id: str, *, solution: bool = False, grade: bool = False,
     return meta
 
 
-def nbgrader_notebook(path: Path, helpers: str, tests: list[Test]) -> nbformat.NotebookNode:
+def nbgrader_notebook(path: Path, helpers: str, tests: list[Test]) -> Any:
     """The course's notebook in nbgrader's form: which code cells are answers comes from
     the solution file (its ``# BEGIN SOLUTION`` cells), the code in them from ``path``."""
     marked = [c for c in course_notebook(SOLUTION).cells
@@ -161,12 +175,12 @@ def nbgrader_notebook(path: Path, helpers: str, tests: list[Test]) -> nbformat.N
     for number, (cell, solution) in enumerate(zip(code, marked, strict=True)):
         if "# BEGIN SOLUTION" in solution.source:
             cell.metadata["nbgrader"] = nbgrader_meta(f"answer-{number}", solution=True)
-    cells.append(nbformat.v4.new_markdown_cell("## Autograder tests"))
-    helper_cell = nbformat.v4.new_code_cell(helpers)
+    cells.append(markdown_cell("## Autograder tests"))
+    helper_cell = code_cell(helpers)
     helper_cell.metadata["nbgrader"] = nbgrader_meta("test-helpers", locked=True)
     cells.append(helper_cell)
     for test in tests:
-        cell = nbformat.v4.new_code_cell(f"{test.source}\n\n\n{test.name}(globals())")
+        cell = code_cell(f"{test.source}\n\n\n{test.name}(globals())")
         cell.metadata["nbgrader"] = nbgrader_meta(test.name, grade=True, locked=True,
                                                   points=test.points)
         cells.append(cell)
@@ -197,7 +211,7 @@ def build_otter(cache: Path, venv: Path) -> Path:
     run([str(venv / "bin" / "otter"), "generate", "-t", "tests", "-o", "autograder.zip",
          "--no-config", "--no-environment"], cache, venv, cwd=folder)
     for name, source in (("solution", SOLUTION), ("stub", STUB)):
-        nbformat.write(otter_notebook(source), folder / f"{name}.ipynb")
+        write_notebook(otter_notebook(source), folder / f"{name}.ipynb")
     return folder
 
 
@@ -218,7 +232,7 @@ def build_nbgrader(cache: Path, venv: Path, name: str, students: dict[str, str])
     (folder / "source" / ASSIGNMENT).mkdir(parents=True)
     (folder / "nbgrader_config.py").write_text(NBGRADER_CONFIG)
     source = nbgrader_notebook(SOLUTION, helpers, tests)
-    nbformat.write(source, folder / "source" / ASSIGNMENT / f"{SLUG}.ipynb")
+    write_notebook(source, folder / "source" / ASSIGNMENT / f"{SLUG}.ipynb")
     run([str(venv / "bin" / "nbgrader"), "generate_assignment", ASSIGNMENT], cache, venv,
         cwd=folder)
     submissions = {kind: nbgrader_notebook(path, helpers, tests)
@@ -226,5 +240,5 @@ def build_nbgrader(cache: Path, venv: Path, name: str, students: dict[str, str])
     for student, kind in students.items():
         target = folder / "submitted" / student / ASSIGNMENT
         target.mkdir(parents=True)
-        nbformat.write(copy.deepcopy(submissions[kind]), target / f"{SLUG}.ipynb")
+        write_notebook(copy.deepcopy(submissions[kind]), target / f"{SLUG}.ipynb")
     return folder

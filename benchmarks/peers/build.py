@@ -69,6 +69,7 @@ def read_checks(path: Path = CHECKS) -> tuple[str, list[Test]]:
     """The helpers' source (everything but the docstring, @graded and the tests) and the tests."""
     text = path.read_text(encoding="utf-8")
     module = ast.parse(text)
+    imports: list[str] = []
     helpers: list[str] = []
     tests: list[Test] = []
     for node in module.body:
@@ -83,9 +84,11 @@ def read_checks(path: Path = CHECKS) -> tuple[str, list[Test]]:
             continue
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # the module docstring
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports.append(segment)
         else:
             helpers.append(segment)
-    return "\n\n\n".join(helpers) + "\n", tests
+    return "\n".join(imports) + "\n\n\n" + "\n\n\n".join(helpers) + "\n", tests
 
 
 # ------------------------------------------------------------------------- environments

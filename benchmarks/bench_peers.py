@@ -284,6 +284,8 @@ def main() -> int:
     if runs < 1 or batch < 2:
         parser.error("--runs must be at least 1 and --batch at least 2")
     load_before = load()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True, check=False).stdout.strip() or "?"
     print(f"setting up the peers in {CACHE} ...", flush=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     graders: dict[str, Grader] = {"course": Course(batch), "otter": Otter(batch), "nbgrader": Nbgrader(batch)}
@@ -299,8 +301,6 @@ def main() -> int:
                 print(f"run {number}/{runs} {task:8} {name:8} wall {sample.wall:6.2f} s  "
                       f"cpu {sample.cpu:6.2f} s", flush=True)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True, check=False).stdout.strip() or "?"
     otter_venv, nbgrader_venv = CACHE / "otter-venv", CACHE / "nbgrader-venv"
     header = [
         "# Grading chapter 1: the course against otter-grader and nbgrader "

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: lab check progress book book-force test browser-check linkcheck bench-book bench exercises appendix release clean
+.PHONY: lab check progress book book-force test browser-check linkcheck bench-book bench bench-peers exercises appendix release clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench-book: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_grader.py
+
+# The grader against otter-grader and nbgrader on chapter 1 (their venvs go under
+# _build/bench-peers/). BENCH_ARGS=--quick for a smoke run; --runs N, --batch N.
+bench-peers: $(STAMP)
+	$(BIN)/python benchmarks/bench_peers.py $(BENCH_ARGS)
 
 exercises: $(STAMP)
 	$(BIN)/python -m course generate

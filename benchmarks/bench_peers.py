@@ -110,10 +110,18 @@ class Course:
     def __init__(self, batch: int) -> None:
         self.folder = CACHE / "course"
         shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        # The course grades an untouched stub without running anything ("not started"),
+        # which the peers cannot: its stub gets one added cell, so it is graded in full
+        # like the work of a learner who started, as the peers grade theirs.
+        started = self.folder / f"{build.SLUG}.py"
+        started.write_text(build.STUB.read_text(encoding="utf-8") + "\n# %%\n# started\n",
+                           encoding="utf-8")
+        self.files = {"solution": build.SOLUTION, "stub": started}
         self.students = batch_kinds(batch)
         for student, kind in self.students.items():
             (self.folder / "class" / student).mkdir(parents=True)
-            shutil.copy(KINDS[kind], self.folder / "class" / student / f"{build.SLUG}.py")
+            shutil.copy(self.files[kind], self.folder / "class" / student / f"{build.SLUG}.py")
 
     def single(self, kind: str) -> Sample:
         report = self.folder / f"{kind}.json"
@@ -122,7 +130,7 @@ class Course:
 
         def grade() -> None:
             nonlocal log
-            log = run([PYTHON, "-m", "course", "grade", str(KINDS[kind]), "--json", "-o",
+            log = run([PYTHON, "-m", "course", "grade", str(self.files[kind]), "--json", "-o",
                        str(report)], ROOT)
 
         sample = timed(grade)

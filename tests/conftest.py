@@ -2,10 +2,11 @@
 fixture, the ``exercise`` marker) is loaded from ``pyproject.toml``.
 
 ``make test`` runs the suite in two passes: everything not marked ``serial`` spread
-over every core (pytest-xdist), then the ``serial`` tests alone. Serial are the tests
-whose subject is timing or concurrency (rate limits, timeouts, streams that stall, the
-notebooks that measure sequential against concurrent), which sharing the cores with
-other tests could make slow enough to fail.
+over every core (pytest-xdist), then the ``serial`` tests apart, one file per core.
+Serial are the tests whose subject is timing or concurrency (rate limits, timeouts,
+streams that stall, the notebooks that measure sequential against concurrent), which
+sharing the cores with the CPU-bound grading tests could make slow enough to fail; they
+mostly wait on timers, so two of them share the cores well.
 """
 
 from __future__ import annotations

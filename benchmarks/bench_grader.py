@@ -7,15 +7,17 @@ Run with ``make bench`` (or ``python benchmarks/bench_grader.py [--batch N] [--c
 2. Bare pytest on the same machine running the same tests: the chapter's exercise tests
    plus nbval on the same notebook converted to .ipynb, in one process, with no sandbox.
    ``check()`` cells are made no-ops there exactly as inside the grader, so both run the
-   same work. Goal: the grader under 2 s and within 1.5x of this.
-3. ``course grade-all`` on N submissions (half solutions, half untouched exercises) with
-   ``--jobs 1`` and ``--jobs 2``. Goal: the batch scales with cores.
+   same work. Goal: within 1.5x of this (issue 15).
+3. ``course grade-all`` on N submissions (half solutions, half started exercises: the
+   stub with one cell added) with ``--jobs 1`` and ``--jobs 2``, wall and CPU per student.
+   Goal: the batch scales with cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -77,18 +79,27 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         klass = Path(tmp) / "class"
+        # The other half is the stub with one cell added: an untouched stub is "not
+        # started" without running anything, which would flatter the figure.
+        started = exercise.read_text(encoding="utf-8") + "\n# %%\n# started\n"
         for i in range(args.batch):
             folder = klass / f"student{i:03d}"
             folder.mkdir(parents=True)
-            shutil.copy(solution if i % 2 == 0 else exercise, folder / f"{slug}.py")
+            if i % 2 == 0:
+                shutil.copy(solution, folder / f"{slug}.py")
+            else:
+                (folder / f"{slug}.py").write_text(started, encoding="utf-8")
         seconds = {}
         for jobs in (1, 2):
             out = Path(tmp) / f"out{jobs}"
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             seconds[jobs] = timed([PYTHON, "-m", "course", "grade-all", str(klass),
                                    "--jobs", str(jobs), "--out", str(out)])
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
             print(f"  grade-all, {args.batch} submissions, --jobs {jobs}:"
                   f"{' ' * (22 - len(str(args.batch)))}{seconds[jobs]:6.1f} s "
-                  f"({seconds[jobs] / args.batch:.2f} s each)")
+                  f"({seconds[jobs] / args.batch:.2f} s each, CPU {cpu / args.batch:.2f} s each)")
     print(f"  speed-up from 1 to 2 jobs:                             {seconds[1] / seconds[2]:6.2f}x")
 
 

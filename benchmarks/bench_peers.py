@@ -320,7 +320,8 @@ def main() -> int:
         f"- course at {commit}; otter-grader {version(otter_venv, 'otter-grader')}; "
         f"nbgrader {version(nbgrader_venv, 'nbgrader')}",
         f"- {runs} paired run(s), alternating course, otter, nbgrader; median (min-max); "
-        f"batch of {batch}, half solutions, half stubs",
+        f"batch of {batch}, half solutions, half stubs (the course's with one cell added, "
+        "so it is graded in full)",
         "- one submission: `course grade`, `otter run`, `nbgrader autograde --student`; batch: "
         "`course grade-all --jobs 2`, `otter run` two at a time, `nbgrader autograde` (one at a time)",
         "- every grade checked: solutions full marks, stubs 0, on all three",

@@ -31,9 +31,6 @@ def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None =
     if os.environ.get(SANDBOX_ENV):
         print(f"check({exercise_id!r}): skipped while the grader runs this notebook")
         return
-    from course.grader.runner import skip_slow_imports
-
-    skip_slow_imports()  # before the grader imports jupytext: two seconds saved per kernel
     from course.grader import engine, manifest
     from course.grader.report import exercise_feedback
 

@@ -43,9 +43,6 @@ def _limits_args(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace, **extra: Any) -> Any:
-    from course.grader.runner import skip_slow_imports
-
-    skip_slow_imports()  # this process only parses notebooks; see runner.py
     from course.grader.engine import Options
     from course.grader.sandbox import Limits
 

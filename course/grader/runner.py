@@ -4,7 +4,8 @@ It is pytest's own ``console_main`` with one thing first: when jupyterlab's extr
 installed, ``jsonschema`` imports ``rfc3987_syntax``, which builds a grammar for about two
 seconds on import, and every run imports ``nbformat`` (hence ``jsonschema``). Nothing
 here validates IRIs, so the import is turned off, saving those seconds on every run.
-The worker, the ``course`` command and ``check()`` turn it off too, for the same reason.
+The ``course`` command (whose authoring tools import jupytext) and the course's pytest
+plugin (loaded before nbval, in every pytest of ``make test``) turn it off too.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from course.grader.protocol import MAX_LINE, READY, Data, ErrorInfo, Reply, encode
-from course.grader.runner import skip_slow_imports
 from course.notebook import CompiledNotebook, NotebookError, compile_notebook
 
 
@@ -147,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preload", action="append", default=[],
                         help="a test file whose probes to import before saying ready")
     args = parser.parse_args(argv)
-    skip_slow_imports()  # reading a .py notebook imports jupytext, hence jsonschema
     worker = Worker(args.notebook.resolve(), args.tests.resolve())
     worker.warm_up(args.preload)
     reply_fd = args.reply_fd

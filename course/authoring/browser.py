@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from urllib.parse import unquote, urlsplit
 
 from course.layout import APPENDIX, CHAPTERS, EXERCISES
 
+BROWSERS = 2  # Chromium instances at once
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -328,24 +330,16 @@ def _jupyterlite_problems(html: Path, page: Path, measures: dict[str, Any]) -> l
     return problems
 
 
-def check_book(html: Path, shots: Path | None = None) -> list[str]:
-    """Problems a reader would meet in the built book; an empty list means none.
-    Screenshots go to ``shots`` (default: ``_build/browser-check`` beside ``html``)."""
-    if not (html / "index.html").is_file():
-        return [f"no built book at {html}: run `make book` first"]
-    if not (html / CHAPTERS).is_dir() or not any((html / CHAPTERS).glob("*.html")):
-        return [f"no chapter pages under {html / CHAPTERS}"]
-    shots = shots or html.parent / "browser-check"
-    if shots.exists():
-        shutil.rmtree(shots)
-    problems: list[str] = []
+def _check_pages(html: Path, pages: list[Path], shots: Path) -> list[tuple[Path, list[str]]]:
+    """Check ``pages`` in one browser of their own; each page with its problems."""
+    found = []
     with browser_tab() as tab:
         for domain in ("Page", "Runtime", "Log"):
             tab.call(f"{domain}.enable")
-        for page in book_pages(html):
+        for page in pages:
             stem = str(page.relative_to(html).with_suffix("")).replace("/", "-")
             report = load(tab, page, DESKTOP)
-            problems += page_problems(html, page, report)
+            problems = page_problems(html, page, report)
             _shoot(tab, shots / f"{stem}-{DESKTOP}.jpg", DESKTOP, report)
             if report.measures.get("diagrams"):
                 dark = load(tab, page, DESKTOP, dark=True)
@@ -357,5 +351,27 @@ def check_book(html: Path, shots: Path | None = None) -> list[str]:
                     f"screen by {phone.measures['pageOverflow']} px"
                 )
             _shoot(tab, shots / f"{stem}-{PHONE}.jpg", PHONE, phone)
+            found.append((page, problems))
+    return found
+
+
+def check_book(html: Path, shots: Path | None = None) -> list[str]:
+    """Problems a reader would meet in the built book; an empty list means none.
+    Screenshots go to ``shots`` (default: ``_build/browser-check`` beside ``html``)."""
+    if not (html / "index.html").is_file():
+        return [f"no built book at {html}: run `make book` first"]
+    if not (html / CHAPTERS).is_dir() or not any((html / CHAPTERS).glob("*.html")):
+        return [f"no chapter pages under {html / CHAPTERS}"]
+    shots = shots or html.parent / "browser-check"
+    if shots.exists():
+        shutil.rmtree(shots)
+    pages = book_pages(html)
+    # Two browsers, each with every other page: a page's load is partly waiting (the
+    # theme settling), so two at once take little more than one on two cores.
+    with ThreadPoolExecutor(max_workers=BROWSERS) as pool:
+        found = pool.map(lambda share: _check_pages(html, share, shots),
+                         [pages[i::BROWSERS] for i in range(BROWSERS)])
+        by_page = {page: problems for part in found for page, problems in part}
+    problems = [problem for page in pages for problem in by_page[page]]
     print(f"screenshots of {len(book_pages(html))} pages in {shots}")
     return problems

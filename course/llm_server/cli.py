@@ -50,7 +50,10 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    # A service manager stops with SIGTERM: shut down as cleanly as on Ctrl-C.
+    # Ctrl-C stops it even when the parent left SIGINT ignored or blocked (a script's
+    # background job, a test runner's worker), and a service manager's SIGTERM too.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     print(f"LLM API server at {server.base_url}  (Ctrl-C to stop)", flush=True)
     if config.scenario:

@@ -171,6 +171,7 @@ async def test_200_concurrent_requests_are_served_correctly() -> None:
 def test_course_serve_starts_prints_the_url_and_stops_on_ctrl_c() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "course", "serve", "--port", "0", "--api-key", "sk-cli"],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -195,6 +196,7 @@ def test_course_serve_starts_prints_the_url_and_stops_on_ctrl_c() -> None:
             json=chat("cli"),
         )
         assert (ok.status_code, refused.status_code) == (200, 401)
+        # Started ignoring SIGINT (as a script's background job is) it must stop all the same.
         process.send_signal(signal.SIGINT)
         # A graceful stop may wait STOP_TIMEOUT for open connections, then stops by force:
         # allow both on a machine busy with the rest of the suite.

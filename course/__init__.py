@@ -3,7 +3,3 @@
 Where the course keeps things (``ROOT``, its folders, which notebook file is a chapter's)
 is :mod:`course.layout`'s to say.
 """
-
-from course.layout import NOTEBOOK_SUFFIXES, ROOT  # older imports: `from course import ROOT`
-
-__all__ = ["NOTEBOOK_SUFFIXES", "ROOT"]

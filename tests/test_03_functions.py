@@ -19,7 +19,7 @@ import string
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from course.probing import kind, probe, shown
+from course.probing import kind, plain, probe, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same, same
 
@@ -95,13 +95,6 @@ def endless(prefix: str) -> Iterator[str]:
     while True:
         number += 1
         yield f"{prefix} {number}"
-
-
-def plain(value: Any) -> Data:
-    """A plain value as itself; anything else (a str subclass, a tuple...) as its type and repr."""
-    if value is None or type(value) in (str, int, float, bool):
-        return value
-    return f"<{kind(value)}> {shown(value)}"
 
 
 def plain_list(value: Any) -> Data:

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings
 
 from course.llm_server import LLMServer
-from course.probing import kind, probe, raised, shown
+from course.probing import kind, plain, probe, raised, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same, same
 
@@ -59,13 +59,6 @@ def temperature() -> float:
 
 
 # --------------------------------------------------------------- worker-side helpers
-
-
-def plain(value: Any) -> Data:
-    """A learner's field value as data: exact built-in scalars pass, anything else is shown."""
-    if value is None or type(value) in (str, int, float, bool):
-        return value
-    return f"<{kind(value)}: {shown(value)}>"
 
 
 def settings_view(nb: Any, settings: Any) -> Data:

@@ -32,7 +32,7 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from course.probing import kind, probe, raised, shown
+from course.probing import as_data, kind, probe, raised, shown
 from course.pytest_plugin import exercise
 from course.testing import assert_same, same
 
@@ -56,23 +56,6 @@ def methods(count: int) -> list[str]:
 
 
 # --------------------------------------------------------------- worker-side helpers
-
-
-def plain(value: Any) -> Data:
-    """A learner's value as data when it is exactly plain data (all the way down), else shown."""
-
-    def ok(item: Any, depth: int = 0) -> bool:
-        if depth > 30:
-            return False
-        if item is None or type(item) in (str, int, float, bool):
-            return True
-        if type(item) is list:
-            return all(ok(x, depth + 1) for x in item)
-        if type(item) is dict:
-            return all(type(k) is str and ok(v, depth + 1) for k, v in item.items())
-        return False
-
-    return value if ok(value) else f"<{kind(value)}: {shown(value)}>"
 
 
 def lines_of(stream: io.StringIO) -> list[str]:
@@ -124,7 +107,7 @@ class MetricsSpy:
 
     def seen(self, boom: BaseException | None = None) -> Data:
         """[method, seconds, error]: error is None, "<the error>" for ``boom``, or its type."""
-        return [[plain(method), plain(seconds),
+        return [[as_data(method), as_data(seconds),
                  None if error is None else "<the error>" if error is boom else kind(error)]
                 for method, seconds, error in self.calls]
 
@@ -140,7 +123,7 @@ def telemetry_with_spy(nb: Any, clock: Callable[[], float] | None = None
 
 def samples_of(registry: CollectorRegistry) -> Data:
     """Every sample in the registry: {"name", "labels", "value"}."""
-    return [{"name": plain(s.name), "labels": plain(dict(s.labels)), "value": plain(s.value)}
+    return [{"name": as_data(s.name), "labels": as_data(dict(s.labels)), "value": as_data(s.value)}
             for metric in registry.collect() for s in metric.samples]
 
 
@@ -190,28 +173,28 @@ def sample(samples: list[dict[str, Any]], name: str, **labels: str) -> float:
 @probe
 def probe_request_scope(nb: Any, outer: str, inner: str, failing: str) -> Data:
     var = nb.request_id_var
-    observed: dict[str, Data] = {"before": plain(var.get())}
+    observed: dict[str, Data] = {"before": as_data(var.get())}
     # Values are read inside the scopes and checked after them: a scope whose __exit__
     # swallowed exceptions would otherwise hide a failure.
     with nb.request_scope(outer) as yielded:
-        observed["yielded"] = plain(yielded)
-        observed["in_outer"] = plain(var.get())
+        observed["yielded"] = as_data(yielded)
+        observed["in_outer"] = as_data(var.get())
         with nb.request_scope(inner):
-            observed["in_inner"] = plain(var.get())
-        observed["back_in_outer"] = plain(var.get())
-    observed["after"] = plain(var.get())
+            observed["in_inner"] = as_data(var.get())
+        observed["back_in_outer"] = as_data(var.get())
+    observed["after"] = as_data(var.get())
 
     def fail_inside() -> None:
         with nb.request_scope(failing):
             raise KeyError("boom")
 
     observed["failure"] = raised(fail_inside)
-    observed["after_failure"] = plain(var.get())
+    observed["after_failure"] = as_data(var.get())
     with nb.request_scope() as made:
-        observed["made"] = plain(made)
-        observed["in_made"] = plain(var.get())
+        observed["made"] = as_data(made)
+        observed["in_made"] = as_data(var.get())
     with nb.request_scope() as other:
-        observed["other"] = plain(other)
+        observed["other"] = as_data(other)
     return observed
 
 
@@ -357,7 +340,7 @@ def probe_redact(nb: Any, secrets: list[str], plain_values: dict[str, Any]) -> D
     log.info("llm.call", api_key=secrets[1], openai_api_key=secrets[2],
              prompt_tokens=plain_values["tokens"],
              request={"headers": headers, "model": plain_values["model"]})
-    return {"lines": lines_of(stream), "headers_after": plain(headers)}
+    return {"lines": lines_of(stream), "headers_after": as_data(headers)}
 
 
 @exercise(
@@ -595,7 +578,7 @@ async def probe_instrumented_async(nb: Any, readings: list[float], method: str,
             return rid
 
     results = await asyncio.gather(*(step(rid) for rid in ids))
-    return {"results": plain(results), "lines": lines_of(stream), "calls": spy.seen()}
+    return {"results": as_data(results), "lines": lines_of(stream), "calls": spy.seen()}
 
 
 @exercise(
@@ -648,13 +631,13 @@ async def probe_traced(nb: Any, text: str, key: str, missing: str) -> Data:
     Tools.count = nb.traced(Tools.count)  # type: ignore[method-assign]
     Tools.fetch = nb.traced(Tools.fetch)  # type: ignore[method-assign]
     observed: dict[str, Data] = {
-        "name": plain(getattr(Tools.count, "__name__", None)),
-        "doc": plain(getattr(Tools.count, "__doc__", None)),
+        "name": as_data(getattr(Tools.count, "__name__", None)),
+        "doc": as_data(getattr(Tools.count, "__doc__", None)),
         "coroutine": inspect.iscoroutinefunction(Tools.fetch),
     }
     tools = Tools()
-    observed["count"] = plain(tools.count(text))
-    observed["fetch"] = plain(await tools.fetch(key, fail=False))
+    observed["count"] = as_data(tools.count(text))
+    observed["fetch"] = as_data(await tools.fetch(key, fail=False))
 
     async def fetch_missing() -> None:
         await tools.fetch(missing, fail=True)
@@ -751,9 +734,9 @@ async def probe_one_request(nb: Any, question: str, rid: str, model: str, prefix
     telemetry, stream, _ = telemetry_with_spy(nb)
     backend = ScriptedBackend(model, prefix, doc)
     service = nb.AnswerService(backend, telemetry)
-    observed: dict[str, Data] = {"answer": plain(await service.answer(question, request_id=rid))}
-    observed["searches"] = [[plain(q), plain(k)] for q, k in backend.searches]
-    observed["prompts"] = [plain(p) for p in backend.prompts]
+    observed: dict[str, Data] = {"answer": as_data(await service.answer(question, request_id=rid))}
+    observed["searches"] = [[as_data(q), as_data(k)] for q, k in backend.searches]
+    observed["prompts"] = [as_data(p) for p in backend.prompts]
     observed["lines"] = lines_of(stream)
     await service.answer("no ID given")
     observed["all_lines"] = lines_of(stream)
@@ -798,7 +781,7 @@ async def probe_concurrent(nb: Any, ids: list[str]) -> Data:
     answers = await asyncio.gather(
         *(service.answer(f"question {n}", request_id=rid) for n, rid in enumerate(ids)))
     return {"answers": len(answers), "lines": lines_of(stream),
-            "leaked": plain(nb.request_id_var.get())}
+            "leaked": as_data(nb.request_id_var.get())}
 
 
 @exercise(
@@ -886,7 +869,7 @@ def test_service_metrics_and_errors(notebook: Any) -> None:
 @probe
 def probe_request_flow(nb: Any, lines: list[str], rid: str, unknown: str) -> Data:
     flow = nb.request_flow(iter(lines), rid)
-    return {"flow": plain(flow), "unknown": plain(nb.request_flow(list(lines), unknown))}
+    return {"flow": as_data(flow), "unknown": as_data(nb.request_flow(list(lines), unknown))}
 
 
 @exercise(
@@ -927,7 +910,7 @@ def probe_step_durations(nb: Any, flow: list[dict[str, Any]]) -> Data:
     # Any dict will do (a defaultdict, as the lesson builds, too): its stored entries are
     # read with dict's own method, so a subclass cannot pretend to hold other ones.
     return {"type": kind(got), "is_dict": True,
-            "items": [[plain(k), plain(v)] for k, v in dict.items(got)]}
+            "items": [[as_data(k), as_data(v)] for k, v in dict.items(got)]}
 
 
 @exercise(

@@ -61,31 +61,29 @@ def read_cells(path: Path) -> list[CodeCell]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise NotebookError(f"{path}: cannot read the file ({exc})") from exc
-    if path.suffix == ".ipynb":
+    if path.suffix == ".py":
         try:
-            nb = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise NotebookError(f"{path}: not a valid .ipynb notebook ({_first_line(exc)})") from exc
-        raw = nb.get("cells") if isinstance(nb, dict) else None
-        if not isinstance(raw, list):
-            raise NotebookError(f"{path}: not a valid .ipynb notebook (no list of cells)")
-        starts: list[int | None] = [None] * len(raw)
-    elif path.suffix == ".py":
-        try:
-            read = read_percent(text)
+            cells = read_percent(text)
         except PercentError as exc:
             raise NotebookError(f"{path}: {exc}") from None
-        raw = [{"cell_type": c.cell_type, "source": c.source, "metadata": {"tags": list(c.tags)}}
-               for c in read]
-        starts = [c.first_line for c in read]
-    else:
+        # Numbered among all cells, as the learner sees them in Jupyter.
+        return [CodeCell(number, cell.source, cell.tags, cell.first_line)
+                for number, cell in enumerate(cells, start=1) if cell.cell_type == "code"]
+    if path.suffix != ".ipynb":
         raise NotebookError(f"{path}: expected a .py (Jupytext percent) or .ipynb notebook")
-    cells = []
-    for number, (cell, start) in enumerate(zip(raw, starts, strict=True), start=1):
+    try:
+        nb = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise NotebookError(f"{path}: not a valid .ipynb notebook ({_first_line(exc)})") from exc
+    raw = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(raw, list):
+        raise NotebookError(f"{path}: not a valid .ipynb notebook (no list of cells)")
+    code = []
+    for number, cell in enumerate(raw, start=1):
         cell_type, source, tags = _checked_cell(path, number, cell)
         if cell_type == "code":
-            cells.append(CodeCell(number, source, tags, start))
-    return cells
+            code.append(CodeCell(number, source, tags, None))
+    return code
 
 
 def _checked_cell(path: Path, number: int, cell: object) -> tuple[str, str, tuple[str, ...]]:

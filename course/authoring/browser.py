@@ -373,5 +373,5 @@ def check_book(html: Path, shots: Path | None = None) -> list[str]:
                          [pages[i::BROWSERS] for i in range(BROWSERS)])
         by_page = {page: problems for part in found for page, problems in part}
     problems = [problem for page in pages for problem in by_page[page]]
-    print(f"screenshots of {len(book_pages(html))} pages in {shots}")
+    print(f"screenshots of {len(pages)} pages in {shots}")
     return problems

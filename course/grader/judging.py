@@ -16,7 +16,6 @@ Two processes, two trust levels:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from course.grader import sandbox
+from course.grader import runner, sandbox
 from course.grader.jail import SETUP_FAILED
 from course.grader.judge import Launch, worker_command
 from course.grader.layout import Course
@@ -84,24 +83,19 @@ def run(job: JudgeRun) -> Judged:
     folder = job.judge_folder
     judge_jail = _namespace()
     worker_launch(job, judge_jail).save(folder / LAUNCH)
-    command = [sys.executable, "-I"]
-    if judge_jail:
-        command += ["-m", "course.grader.jail", json.dumps(judge_jail), "--", sys.executable, "-I"]
-    command += [
-        "-m", "course.grader.runner", "-c", str(folder / "pytest.ini"), "--rootdir", str(folder),
-        "-p", "no:cacheprovider", "-p", "course.pytest_plugin", "-p", "pytest_asyncio.plugin",
-        "-q", "--no-header",
+    command = runner.command(
+        sys.executable, folder / "pytest.ini", folder, "-q", "--no-header",
         f"--course-report={folder / REPORT}", f"--course-worker={folder / LAUNCH}",
         f"--course-exercise-timeout={job.limits.exercise_timeout}",
         *(f"--exercise={e}" for e in job.exercises), *(str(folder / f) for f in job.test_files),
-    ]
+    )
+    if judge_jail:
+        command = [sys.executable, "-I", "-m", "course.grader.jail", json.dumps(judge_jail), "--",
+                   *command]
     judged = Judged()
     left = job.deadline - time.monotonic()
-    # Only the plugins named above: autoloading every installed one (nbval, xdist, anyio
-    # and what they import) would cost the judge more than its tests.
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         output, _ = proc.communicate(timeout=max(left, 0.1))
     except subprocess.TimeoutExpired:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import course.pytest_plugin as plugin
+from course.grader import runner
 from course.grader.layout import Course
 from course.layout import Layout
 
@@ -108,11 +109,8 @@ def collect(course: Course) -> list[dict[str, object]]:
         files = course.copy_tests(slugs, scratch / "tests")
         (scratch / "pytest.ini").write_text(course.ini_text(), encoding="utf-8")
         out = scratch / "manifest.json"
-        command = [
-            sys.executable, "-I", "-m", "course.grader.runner", "-c", str(scratch / "pytest.ini"),
-            "--rootdir", str(scratch), "-p", "no:cacheprovider", "-p", "course.pytest_plugin",
-            "--collect-only", "-q", f"--course-manifest={out}", *files,
-        ]
+        command = runner.command(sys.executable, scratch / "pytest.ini", scratch,
+                                 "--collect-only", "-q", f"--course-manifest={out}", *files)
         done = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=300,
                               check=False)
         if done.returncode != 0 or not out.is_file():

@@ -1,6 +1,12 @@
-"""The entry point inside the sandbox: ``python -I -m course.grader.runner PYTEST-ARGS``.
+"""The entry point of every pytest the grader starts: ``python -I -m course.grader.runner
+PYTEST-ARGS`` (built by :func:`command`), for the judge, nbval's run in the sandbox and
+the collection of the course's tests.
 
-It is pytest's own ``console_main`` with one thing first: when jupyterlab's extras are
+pytest loads only the plugins the command line names (the course's, pytest-asyncio for
+the course's settings, nbval where a notebook runs), not every installed one: nbval,
+xdist, anyio and what they import would cost each run more than its tests.
+
+And when jupyterlab's extras are
 installed, ``jsonschema`` imports ``rfc3987_syntax``, which builds a grammar for about two
 seconds on import, and every run imports ``nbformat`` (hence ``jsonschema``). Nothing
 here validates IRIs, so the import is turned off, saving those seconds on every run.
@@ -10,7 +16,19 @@ plugin (loaded before nbval, in every pytest of ``make test``) turn it off too.
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
+
+PLUGINS = ("course.pytest_plugin", "pytest_asyncio.plugin")
+
+
+def command(python: str, ini: Path, rootdir: Path, *args: str) -> list[str]:
+    """The command line that runs pytest with the course's ``ini`` (a submission's own
+    pytest.ini, pyproject.toml or setup.cfg is never read) and the course's plugins."""
+    plugins = [flag for name in PLUGINS for flag in ("-p", name)]
+    return [python, "-I", "-m", "course.grader.runner", "-c", str(ini), "--rootdir",
+            str(rootdir), "-p", "no:cacheprovider", *plugins, *args]
 
 
 def skip_slow_imports() -> None:
@@ -19,6 +37,7 @@ def skip_slow_imports() -> None:
 
 
 def main() -> int:
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     skip_slow_imports()
     import pytest
 

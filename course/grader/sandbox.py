@@ -29,7 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from course.grader import jail, quota
+from course.grader import jail, quota, runner
 from course.grader.channel import RecordReader, new_nonce
 from course.grader.jail import SETUP_FAILED
 from course.grader.layout import Course, read_only
@@ -338,19 +338,15 @@ def run(course: Course, scratch: Scratch, pytest_args: list[str], limits: Limits
     config = jail_config(course, scratch, limits, budget, copy_in or [])
     command = [
         sys.executable, "-I", "-m", "course.grader.jail", json.dumps(config), "--",
-        sys.executable, "-I", "-m", "course.grader.runner", "-c", str(scratch.ini),
-        "--rootdir", str(scratch.path),
-        "-p", "no:cacheprovider", "-p", "course.pytest_plugin", "-q", "--no-header",
-        f"--course-channel={write_fd}:{nonce_read}", *pytest_args,
+        *runner.command(sys.executable, scratch.ini, scratch.path, "-q", "--no-header",
+                        f"--course-channel={write_fd}:{nonce_read}", *pytest_args),
     ]
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             pass_fds=(write_fd, nonce_read), start_new_session=True, cwd=scratch.path,
-            # pytest loads the course's plugin and those named in pytest_args, not every
-            # installed one: each costs start-up time in every run.
-            env={**environment(scratch), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+            env=environment(scratch),
         )
     finally:
         os.close(write_fd)

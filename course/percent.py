@@ -32,7 +32,11 @@ from dataclasses import dataclass
 MARKER = re.compile(r"^\s*#\s*%%(?:\s(.*))?$")
 ANY_MARKER = re.compile(r"^[ \t]*#[ \t]*%%(?:[ \t]|$)", re.MULTILINE)
 _KIND = re.compile(r"^\[(\w+)\]\s*")
-_OPTION = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\[[^\]]*\]|\{[^}]*\}|\S+)\s*')
+# Only the tags matter to the grader. Each value is decoded from where its key ends and
+# stops at the first character that is not JSON, so a marker line is read in linear time
+# (a pattern for whole `key=value` pairs was quadratic in unclosed brackets).
+_TAGS = re.compile(r"(?:^|\s)tags=")
+_JSON = json.JSONDecoder()
 _KINDS = {"markdown": "markdown", "md": "markdown", "raw": "raw"}
 # In a code cell Jupytext comments out magics (`%time`, `!ls`) when it writes, and
 # restores them when it reads.
@@ -98,11 +102,10 @@ def _options(text: str, line: int) -> tuple[str, tuple[str, ...]]:
         kind = _KINDS.get(found.group(1), "code")
         text = text[found.end():]
     tags: tuple[str, ...] = ()
-    for key, value in _OPTION.findall(text):
-        if key != "tags":
-            continue
+    for found in _TAGS.finditer(text):
+        value = text[found.end():found.end() + 80]
         try:
-            parsed = json.loads(value)
+            parsed, _ = _JSON.raw_decode(text, found.end())
         except (ValueError, RecursionError):
             raise PercentError(f"line {line}: the cell's tags are not a JSON list: {value}") \
                 from None

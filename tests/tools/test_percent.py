@@ -81,3 +81,14 @@ def test_reading_is_linear_in_the_number_of_cells() -> None:
     text = "".join(f"# %%\nx{i} = {i}\n\n" for i in range(20_000))
     cells = read_percent(text)
     assert len(cells) == 20_000 and cells[-1].source == "x19999 = 19999"
+
+
+@pytest.mark.parametrize("token", ["a=[ ", "a={ ", 'a=" ', "tags=[1, "])
+def test_a_marker_line_of_unclosed_values_is_read_in_one_pass(token: str) -> None:
+    """A 1 MB marker line: a pattern for whole key=value pairs took minutes here."""
+    text = "# %% " + token * (2**20 // len(token)) + "\nx = 1\n"
+    if token.startswith("tags"):
+        with pytest.raises(PercentError, match="line 1: the cell's tags are not a JSON list"):
+            read_percent(text)
+    else:
+        assert [c.source for c in read_percent(text)] == ["x = 1"]

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import pytest
 
 from course import layout
-from course.grader import channel, feedback, guard, judge
+from course.grader import channel, feedback, guard, judge, zygote
 from course.grader.runner import skip_slow_imports
 from course.layout import SLUG, TARGET_ENV
 from course.notebook import NotebookError
@@ -140,6 +140,7 @@ def pytest_configure(config: pytest.Config) -> None:
         out_fd, nonce_fd = (int(fd) for fd in str(fds).split(":"))
         _channel = _Channel(channel.make_writer(out_fd, _read_nonce(nonce_fd)))
         _not_dumpable()
+        zygote.fork_kernels()
     launch_file = config.getoption("--course-worker")
     if launch_file:
         _start_worker_early(config, judge.Launch.read(Path(launch_file)))

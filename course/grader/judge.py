@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from course.grader import quota
+from course.grader import quota, zygote
 from course.grader.protocol import (
     MAX_LINE,
     READY,
@@ -98,7 +98,7 @@ def worker_command(python: str, notebook: Path, tests_root: Path,
 @dataclass
 class WorkerProcess:
     launch: Launch
-    proc: subprocess.Popen[bytes] | None = None
+    proc: zygote.Process | None = None
     reply_fd: int = -1
     pending: bytearray = field(default_factory=bytearray)
     calls: int = 0
@@ -141,10 +141,9 @@ class WorkerProcess:
         read_fd, write_fd = os.pipe()
         command = [str(write_fd) if part == REPLY_FD else part for part in self.launch.command]
         try:
-            self.proc = subprocess.Popen(
+            self.proc = zygote.popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                pass_fds=(write_fd,), start_new_session=True, cwd=self.launch.cwd,
-                env=self.launch.env,
+                pass_fds=(write_fd,), cwd=self.launch.cwd, env=self.launch.env,
             )
         except OSError as exc:
             os.close(read_fd)
@@ -165,7 +164,7 @@ class WorkerProcess:
             self.stop()
             raise WorkerStopped(Ending.GARBLED, "the grader's worker did not start properly")
 
-    def _keep_stderr(self, proc: subprocess.Popen[bytes]) -> None:
+    def _keep_stderr(self, proc: zygote.Process) -> None:
         assert proc.stderr is not None
         fd = proc.stderr.fileno()
         with contextlib.suppress(OSError, ValueError):

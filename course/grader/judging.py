@@ -16,6 +16,7 @@ Two processes, two trust levels:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from course.grader import runner, sandbox
+from course.grader import runner, sandbox, zygote
 from course.grader.jail import SETUP_FAILED
 from course.grader.judge import Launch, worker_command
 from course.grader.layout import Course
@@ -64,6 +65,14 @@ def _namespace() -> dict[str, Any]:
     return {"userns": True, "net": True} if iso.userns else {"net": True}
 
 
+def _judge_environment(folder: Path) -> dict[str, str]:
+    """The judge's environment: the course's own settings and little else. The grader's
+    variables (an API key, a token) have no business in a run next to student code."""
+    env = {name: value for name, value in os.environ.items()
+           if name.startswith("COURSE_") or name in ("PATH", "LANG", "LC_ALL", "TZ")}
+    return {**env, "HOME": str(folder), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def worker_launch(run: JudgeRun, judge_jail: dict[str, Any]) -> Launch:
     scratch = run.worker_scratch
     budget = max(run.deadline - time.monotonic(), 0.1)
@@ -94,8 +103,8 @@ def run(job: JudgeRun) -> Judged:
                    *command]
     judged = Judged()
     left = job.deadline - time.monotonic()
-    proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = zygote.popen(command, cwd=str(folder), env=_judge_environment(folder),
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         output, _ = proc.communicate(timeout=max(left, 0.1))
     except subprocess.TimeoutExpired:

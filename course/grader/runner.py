@@ -39,9 +39,17 @@ def skip_slow_imports() -> None:
 def main() -> int:
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     skip_slow_imports()
+    from course.grader import zygote
+
+    if zygote.enabled() and any(arg.startswith(("--course-worker=", "--course-channel="))
+                                for arg in sys.argv):
+        zygote.fork_here()  # the judge's workers, nbval's kernels: forked, not started anew
     import pytest
 
-    return int(pytest.main())
+    try:
+        return int(pytest.main())
+    finally:
+        zygote.stop()
 
 
 if __name__ == "__main__":

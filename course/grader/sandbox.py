@@ -29,7 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from course.grader import jail, quota, runner
+from course.grader import jail, quota, runner, zygote
 from course.grader.channel import RecordReader, new_nonce
 from course.grader.jail import SETUP_FAILED
 from course.grader.layout import Course, read_only
@@ -276,7 +276,8 @@ def environment(scratch: Scratch) -> dict[str, str]:
         "JUPYTER_PLATFORM_DIRS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         SANDBOX_ENV: "1",
     }
-    env.update({k: v for k, v in os.environ.items() if k.startswith("COURSE_LLM")})
+    env.update({k: v for k, v in os.environ.items()
+                if k.startswith("COURSE_LLM") or k == zygote.OFF_ENV})
     return env
 
 
@@ -343,10 +344,9 @@ def run(course: Course, scratch: Scratch, pytest_args: list[str], limits: Limits
     ]
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = zygote.popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(write_fd, nonce_read), start_new_session=True, cwd=scratch.path,
-            env=environment(scratch),
+            pass_fds=(write_fd, nonce_read), cwd=str(scratch.path), env=environment(scratch),
         )
     finally:
         os.close(write_fd)
@@ -375,7 +375,7 @@ def run(course: Course, scratch: Scratch, pytest_args: list[str], limits: Limits
     return result
 
 
-def _listen(proc: subprocess.Popen[bytes], out_fd: int, channel_fd: int, reader: RecordReader,
+def _listen(proc: zygote.Process, out_fd: int, channel_fd: int, reader: RecordReader,
             watcher: Watcher, deadline: float, keep: int, result: RunResult) -> None:
     selector = selectors.DefaultSelector()
     selector.register(out_fd, selectors.EVENT_READ, "out")
@@ -428,7 +428,7 @@ def _read_ready(selector: selectors.BaseSelector, timeout: float, head: bytearra
     return got and bool(selector.get_map())
 
 
-def kill_tree(proc: subprocess.Popen[bytes], uid: int | None) -> None:
+def kill_tree(proc: zygote.Process, uid: int | None) -> None:
     """Kill ``proc``, its process group, its descendants and every process of ``uid``."""
     if uid is None:
         _kill_descendants(proc.pid)
@@ -447,8 +447,13 @@ def kill_uid(uid: int) -> None:
     """Kill every process left running as the throwaway ``uid``."""
     if _uid_has_processes(uid):
         # Children that called setsid() left the group; as their uid, kill(-1) finds them.
-        subprocess.run([sys.executable, "-I", "-m", "course.grader.jail", "--kill-uid", str(uid)],
-                       timeout=30, check=False, capture_output=True)
+        killer = zygote.popen([sys.executable, "-I", "-m", "course.grader.jail", "--kill-uid",
+                               str(uid)], cwd="/", stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            killer.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            killer.kill()
 
 
 SHARED_TEMP = ("/tmp", "/var/tmp", "/dev/shm")

@@ -1,0 +1,593 @@
+"""A fork server for the grader's processes: Python starts, and pytest is imported, once.
+
+Every run the grader starts is a Python process: the judge's pytest, nbval's pytest in
+the sandbox, the worker, the killer of a throwaway uid. Started with ``exec``, each one
+paid the interpreter's start-up and imported pytest, nbval or jupyter_client again, and
+in a batch that was most of a student's CPU. The zygote is started once per grader
+process with a clean environment, imports those modules while it waits, and forks a
+child per request. The child becomes exactly what the command would have been:
+
+- ``python -I -m course.grader.jail CONFIG -- COMMAND``: it locks itself down with the
+  same :func:`course.grader.jail.apply`, then carries on with COMMAND;
+- ``python -I -m MODULE ARGS`` for a module in :data:`ENTRY_POINTS`: it calls that
+  module's ``main`` in-process, with ``sys.argv`` set, and exits with its status;
+- anything else: ``exec``, as before.
+
+Trust: the zygote runs only the grader's code. It never holds a submission, a test file,
+a nonce or the grader's environment, so a sandboxed child that inherits its memory
+inherits nothing worth stealing. Requests come over a socketpair only the grader holds;
+the child closes its end before anything else runs, and there is no named socket to
+connect to again. (That is why this is not :mod:`multiprocessing`'s forkserver, which
+listens on a path that any process of the same user may connect to.)
+
+The judge forks a zygote of its own (:func:`fork_here`) before pytest starts, so its
+workers are born inside its network namespace with the worker's modules already loaded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import IO, Any
+
+MAX_MESSAGE = 1 << 20
+MAX_FDS = 16
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 5.0
+OFF_ENV = "COURSE_GRADER_ZYGOTE"  # "off": start every process with exec, as before
+# Imported while the zygote waits for work, one at a time, so a request never waits for
+# more than one module. Those a child does not need only cost memory, shared on fork.
+# First what every run needs, then nbval's run (a learner's check waits for it longest).
+PRELOAD = (
+    "course.grader.jail", "course.grader.runner", "pytest", "course.pytest_plugin",
+    "pytest_asyncio.plugin", "nbval.plugin", "jupyter_client", "ipykernel.kernelapp",
+    "ipykernel.ipkernel", "ipykernel.debugger",
+    "course.grader.worker", "nbformat", "pydantic", "httpx", "course.llm_server.app",
+)
+
+
+def _runner_main(args: list[str]) -> int:
+    from course.grader import runner
+
+    return runner.main()
+
+
+def _worker_main(args: list[str]) -> int:
+    from course.grader import worker
+
+    return worker.main(args)
+
+
+def _kernel_main(args: list[str]) -> int:
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance()
+    return 0
+
+
+def _jail_main(args: list[str]) -> int:
+    from course.grader import jail
+
+    if len(args) >= 3 and args[1] == "--":
+        config, inner = json.loads(args[0]), args[2:]
+        try:
+            jail.apply(config)
+        except (jail.JailError, OSError, ValueError) as exc:
+            print(f"sandbox setup failed: {exc}", file=sys.stderr)
+            return jail.SETUP_FAILED
+        return become(inner)
+    return jail.main(args)
+
+
+# The modules a child runs in-process instead of starting a new Python for them.
+ENTRY_POINTS: dict[str, Callable[[list[str]], int]] = {
+    "course.grader.runner": _runner_main,
+    "course.grader.worker": _worker_main,
+    "course.grader.jail": _jail_main,
+    "ipykernel_launcher": _kernel_main,  # nbval's kernels (it drops the folder from sys.path)
+}
+
+
+def become(command: list[str]) -> int:
+    """Run ``command`` in this process if it is one of ours; otherwise ``exec`` it."""
+    flags = command[1:3] if command[1:2] == ["-I"] else command[1:2]
+    rest = command[1 + len(flags):]
+    if command[:1] == [sys.executable] and flags[-1:] == ["-m"] and rest \
+            and rest[0] in ENTRY_POINTS:
+        sys.argv = list(rest)  # as `python -m` would, but for the module's name
+        return ENTRY_POINTS[rest[0]](rest[1:])
+    try:
+        os.execv(command[0], command)
+    except OSError as exc:
+        from course.grader.jail import SETUP_FAILED
+
+        print(f"sandbox setup failed: cannot run {command[0]}: {exc}", file=sys.stderr)
+        return SETUP_FAILED
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------------------------------
+# The zygote's side
+
+
+def serve(sock: socket.socket, preload: Sequence[str]) -> None:
+    """Answer requests until the grader closes its end; import ``preload`` when idle."""
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    todo = list(preload)
+    try:
+        while True:
+            ready, _, _ = select.select([sock.fileno(), wake_read], [], [], 0 if todo else None)
+            if wake_read in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_read, 4096)
+                _reap(sock)
+            if sock.fileno() in ready:
+                message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+                if not message:
+                    _reap(None)  # the grader has gone: end, collecting what already ended
+                    return
+                _fork_child(sock, json.loads(message), fds, (wake_read, wake_write))
+            elif not ready and todo:
+                # Only with a core no one else wants: a learner's single check should not
+                # wait for imports that only a batch will use.
+                _priority(idle=True)
+                with contextlib.suppress(Exception):  # a child that needs it says why
+                    __import__(todo.pop(0))
+                _priority(idle=False)
+    except (BrokenPipeError, ConnectionResetError):
+        return
+
+
+def _priority(idle: bool) -> None:
+    """SCHED_IDLE while preloading; SCHED_OTHER (which any process may return to) for
+    everything else, and for every child."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_IDLE if idle else os.SCHED_OTHER, os.sched_param(0))
+
+
+def _send(sock: socket.socket, message: dict[str, Any]) -> None:
+    sock.sendall(json.dumps(message).encode())
+
+
+def _reap(sock: socket.socket | None) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if sock is not None:
+            _send(sock, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def _fork_child(sock: socket.socket, request: dict[str, Any], fds: list[int],
+                own: tuple[int, int]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The pid is sent only once the child has its own session: the grader (or
+    # jupyter_client) may look up the child's process group at once, to kill it later.
+    in_session, session_done = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        for fd in (*fds, in_session, session_done):
+            os.close(fd)
+        _send(sock, {"id": request["id"], "error": f"fork failed: {exc}"})
+        return
+    if pid == 0:
+        code = 1
+        try:
+            os.setsid()
+            os.close(in_session)
+            os.close(session_done)
+            sock.close()
+            for fd in own:
+                os.close(fd)
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            code = _child(request, fds)
+        except SystemExit as exc:
+            code = _exit_code(exc.code)
+        except BaseException:
+            import traceback
+
+            with contextlib.suppress(Exception):
+                traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os._exit(code)
+    os.close(session_done)
+    for fd in fds:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.read(in_session, 1)  # b"" once the child closed its end (or died)
+    os.close(in_session)
+    _send(sock, {"id": request["id"], "pid": pid})
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    with contextlib.suppress(Exception):
+        print(code, file=sys.stderr)
+    return 1
+
+
+def _child(request: dict[str, Any], fds: list[int]) -> int:
+    """In the forked child: take the request's descriptors, folder and environment, then
+    become its command."""
+    _place(fds, [int(t) for t in request["targets"]])
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    import tempfile
+
+    tempfile.tempdir = None  # found again from TMPDIR, which is the run's own
+    return become(list(request["command"]))
+
+
+def _place(fds: list[int], targets: list[int]) -> None:
+    """Put each received descriptor at its target number; close every other one."""
+    high = max([*fds, *targets, 2]) + 1
+    moved = [os.dup2(fd, high + i, inheritable=False) for i, fd in enumerate(fds)]
+    for fd in fds:
+        os.close(fd)
+    for fd, target in zip(moved, targets, strict=True):
+        os.dup2(fd, target, inheritable=True)
+    keep = sorted(set(targets) | {0, 1, 2})
+    start = 0
+    for fd in keep:
+        if fd > start:
+            os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, os.sysconf("SC_OPEN_MAX"))
+
+
+def main(argv: list[str]) -> int:
+    sock = socket.socket(fileno=int(argv[0]))
+    serve(sock, PRELOAD)
+    os._exit(0)  # no interpreter shutdown to sit through: nothing here needs cleaning up
+
+
+# ---------------------------------------------------------------------------------------
+# The grader's side
+
+
+class Child:
+    """A process the zygote forked, with the part of :class:`subprocess.Popen` the grader
+    uses. Its exit status comes from the zygote, which reaps it."""
+
+    def __init__(self, zygote: Zygote, pid: int, args: list[str]) -> None:
+        self.zygote, self.pid, self.args = zygote, pid, args
+        self.returncode: int | None = None
+        self.stdin: IO[bytes] | None = None
+        self.stdout: IO[bytes] | None = None
+        self.stderr: IO[bytes] | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self.zygote.wait_for(self, timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, number: int) -> None:
+        if self.returncode is None:  # once reaped, the pid may be another process's
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, number)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def communicate(self, timeout: float | None = None) -> tuple[bytes, None]:
+        """Read stdout to its end, then wait: as Popen does with ``stdout=PIPE`` only."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        chunks = []
+        if self.stdout is not None:
+            fd = self.stdout.fileno()
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise subprocess.TimeoutExpired(self.args, timeout or 0)
+                ready, _, _ = select.select([fd], [], [], left)
+                if ready:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            self.stdout.close()
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        self.wait(left)
+        return b"".join(chunks), None
+
+
+Process = subprocess.Popen[bytes] | Child
+
+
+class Zygote:
+    """The grader's handle on one zygote: send it requests, learn its children's ends."""
+
+    def __init__(self, sock: socket.socket, pid: int,
+                 proc: subprocess.Popen[bytes] | None = None) -> None:
+        self.sock, self.pid, self.proc = sock, pid, proc
+        self.lock = threading.Lock()  # one request on the socket at a time
+        self.changed = threading.Condition()
+        self.replies: dict[int, dict[str, Any]] = {}
+        self.exits: dict[int, int] = {}
+        self.children: dict[int, Child] = {}
+        self.ids = itertools.count(1)
+        self.alive = True
+        threading.Thread(target=self._listen, name="zygote", daemon=True).start()
+
+    @classmethod
+    def start(cls, env: dict[str, str]) -> Zygote:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-m", "course.grader.zygote", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True, cwd="/",
+            )
+        zygote = cls(ours, proc.pid, proc)
+        atexit.register(zygote.stop)
+        return zygote
+
+    def _listen(self) -> None:
+        try:
+            while True:
+                data = self.sock.recv(MAX_MESSAGE)
+                if not data:
+                    break
+                message = json.loads(data)
+                with self.changed:
+                    if "exited" in message:
+                        pid, code = int(message["exited"]), int(message["code"])
+                        child = self.children.pop(pid, None)
+                        if child is not None:
+                            child.returncode = code
+                        else:
+                            self.exits[pid] = code
+                    else:
+                        self.replies[int(message["id"])] = message
+                    self.changed.notify_all()
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self.changed:
+                self.alive = False
+                self.changed.notify_all()
+
+    def wait_for(self, child: Child, timeout: float | None) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: child.returncode is not None or not self.alive,
+                                         timeout) and child.returncode is not None
+
+    def spawn(self, command: list[str], fds: dict[int, int], cwd: str,
+              env: dict[str, str]) -> Child:
+        """Fork a child that runs ``command`` with ``fds`` (target number: descriptor here)."""
+        number = next(self.ids)
+        request = {"id": number, "command": command, "cwd": cwd, "env": env,
+                   "targets": list(fds)}
+        with self.lock:
+            socket.send_fds(self.sock, [json.dumps(request).encode()], list(fds.values()))
+        with self.changed:
+            if not self.changed.wait_for(lambda: number in self.replies or not self.alive,
+                                         STARTUP_TIMEOUT) or number not in self.replies:
+                raise OSError("the grader's fork server did not answer")
+            reply = self.replies.pop(number)
+            if "error" in reply:
+                raise OSError(reply["error"])
+            child = Child(self, int(reply["pid"]), command)
+            if child.pid in self.exits:
+                child.returncode = self.exits.pop(child.pid)
+            else:
+                self.children[child.pid] = child
+            return child
+
+    def popen(self, command: list[str], cwd: str, env: dict[str, str], stdin: int | None,
+              stdout: int | None, stderr: int | None, pass_fds: Sequence[int] = ()) -> Child:
+        """Fork a child with its standard streams set up as :func:`popen` describes."""
+        theirs: dict[int, int] = {}
+        close_after: list[int] = []
+        ours: dict[int, int] = {}
+
+        def stream(target: int, how: int | None, writable: bool) -> None:
+            if how is None:
+                theirs[target] = target
+            elif how == subprocess.DEVNULL:
+                fd = os.open(os.devnull, os.O_RDWR)
+                theirs[target] = fd
+                close_after.append(fd)
+            elif how == subprocess.PIPE:
+                read, write = os.pipe()
+                theirs[target], ours[target] = (write, read) if writable else (read, write)
+                close_after.append(theirs[target])
+            elif how == subprocess.STDOUT:
+                theirs[target] = theirs[1]
+            else:
+                theirs[target] = how
+
+        stream(0, stdin, writable=False)
+        stream(1, stdout, writable=True)
+        stream(2, stderr, writable=True)
+        for fd in pass_fds:
+            theirs[fd] = fd
+        try:
+            child = self.spawn(command, theirs, cwd, env)
+        except OSError:
+            for fd in ours.values():
+                os.close(fd)
+            raise
+        finally:
+            for fd in close_after:
+                os.close(fd)
+        if 0 in ours:
+            child.stdin = os.fdopen(ours[0], "wb")
+        if 1 in ours:
+            child.stdout = os.fdopen(ours[1], "rb")
+        if 2 in ours:
+            child.stderr = os.fdopen(ours[2], "rb")
+        return child
+
+    def stop(self) -> None:
+        """Close the request channel and wait for the zygote to end: waited for, its CPU
+        (and its children's) is counted in this process's ``RUSAGE_CHILDREN``."""
+        with contextlib.suppress(OSError):
+            # shutdown, not only close: the listening thread's recv() holds the socket
+            # open, and the zygote would never see its end.
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            return
+        deadline = time.monotonic() + STOP_TIMEOUT
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(self.pid, os.WNOHANG)[0] == 0:
+                if time.monotonic() > deadline:
+                    os.kill(self.pid, signal.SIGKILL)
+                    os.waitpid(self.pid, 0)
+                    break
+                time.sleep(0.005)
+
+
+_zygote: Zygote | None = None
+_zygote_lock = threading.Lock()
+
+
+def _clean_env() -> dict[str, str]:
+    """The zygote's own environment, which its children's /proc/self/environ shows: none of
+    the grader's variables (tokens, keys), only what Python needs to start."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1"}  # or debugpy warns on import
+
+
+def enabled() -> bool:
+    return os.environ.get(OFF_ENV) != "off"
+
+
+def current() -> Zygote | None:
+    """This process's zygote, started on first use; None where it is turned off or broke."""
+    global _zygote
+    if not enabled():
+        return None
+    with _zygote_lock:
+        if _zygote is None or not _zygote.alive:
+            try:
+                _zygote = Zygote.start(_clean_env())
+            except OSError:
+                return None
+        return _zygote
+
+
+def popen(command: list[str], *, cwd: str, env: dict[str, str] | None = None,
+          stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
+          pass_fds: Sequence[int] = ()) -> Process:
+    """Start ``command`` as :class:`subprocess.Popen` would (in a session of its own), but
+    forked from the zygote when there is one. ``stdin``/``stdout``/``stderr``: None (this
+    process's own), ``subprocess.DEVNULL``, ``subprocess.PIPE`` or, for stderr,
+    ``subprocess.STDOUT``."""
+    env = dict(os.environ) if env is None else env
+    zygote = current()
+    if zygote is not None:
+        with contextlib.suppress(OSError):
+            return zygote.popen(command, cwd, env, stdin, stdout, stderr, pass_fds)
+    return subprocess.Popen(command, cwd=cwd, env=env, stdin=stdin, stdout=stdout,
+                            stderr=stderr, pass_fds=tuple(pass_fds), start_new_session=True)
+
+
+def _stream(how: Any) -> int | None:
+    return how.fileno() if hasattr(how, "fileno") else how  # type: ignore[no-any-return]
+
+
+def _kernel_popen(cmd: list[str], *, stdin: Any = None, stdout: Any = None, stderr: Any = None,
+                  cwd: str | None = None, env: dict[str, str] | None = None,
+                  **rest: Any) -> Process:
+    """``subprocess.Popen`` as jupyter_client's kernel launcher calls it, forked from this
+    process's zygote. Anything it does not expect goes to the real Popen."""
+    if rest.pop("start_new_session", True) is not True or rest:
+        return subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd,
+                                env=env, start_new_session=True, **rest)
+    return popen(cmd, cwd=cwd or os.getcwd(), env=env, stdin=_stream(stdin),
+                 stdout=_stream(stdout), stderr=_stream(stderr))
+
+
+def fork_kernels() -> None:
+    """Start nbval's kernels from this process's zygote (when it forked one)."""
+    if _zygote is not None:
+        from jupyter_client import launcher
+
+        launcher.Popen = _kernel_popen  # type: ignore[attr-defined,assignment]
+
+
+def fork_here() -> None:
+    """Make this process's zygote a fork of itself, taken while it has one thread and
+    before it holds anything to keep from its children: the judge's, before pytest
+    starts, so its workers are born inside its network namespace with their modules
+    loaded; nbval's in the sandbox, before the course's plugin reads the channel's nonce,
+    so the kernels that run the notebook start in a fork instead of a new Python."""
+    global _zygote
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            ours.close()
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):  # hold none of the parent's pipes open past its end
+                os.dup2(null, fd)
+            os.close(null)
+            _place([theirs.fileno()], [theirs.fileno()])  # nor its channel, nor its nonce
+            serve(theirs, ())
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    theirs.close()
+    _zygote = Zygote(ours, pid)
+    atexit.register(_zygote.stop)
+
+
+def stop() -> None:
+    """End this process's zygote, if it has one (a child of a zygote ends with ``os._exit``,
+    which skips atexit)."""
+    if _zygote is not None:
+        _zygote.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

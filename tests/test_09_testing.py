@@ -2,7 +2,7 @@
 
 The learner's notebook defines pytest tests (``def test_...(prompt_kit): ...``) for
 ``course/lessons/prompt_kit.py``. Here those tests are run, once, by pytest in a
-subprocess, against several versions of the module:
+process of its own, against several versions of the module:
 
 - ``correct``: the module the learner was given; every test must pass on it;
 - ``equivalent``: the same behaviour written differently (``tests/mutants/09_testing/
@@ -30,15 +30,17 @@ held which version, and all the counting below happens here.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib.util
 import json
 import os
 import secrets
-import subprocess
+import signal
 import sys
 import tempfile
 import textwrap
+import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +49,6 @@ from typing import Any
 import pytest
 
 import course.lessons.prompt_kit
-from course.layout import ROOT
 from course.notebook import DEMO_TAG, cell_definitions, read_cells
 from course.probing import probe
 from course.pytest_plugin import exercise
@@ -68,7 +69,7 @@ def mutants() -> types.ModuleType:
     return module
 
 
-# The subprocess side: a conftest that builds each version and reports every result.
+# The forked pytest's side: a conftest that builds each version and reports every result.
 CONFTEST = textwrap.dedent('''
     import json
     import random
@@ -257,6 +258,44 @@ def notebook_definitions(path: Path) -> str:
     return ast.unparse(ast.Module(body=body, type_ignores=[])) + "\n"
 
 
+def pytest_in_a_fork(folder: Path, args: list[str], timeout: float) -> tuple[int | None, str]:
+    """``pytest ARGS`` in ``folder``, run by a fork of this process: the worker has imported
+    pytest and its plugins already, where a new Python would spend seconds importing them
+    again. Returns the exit status (None if it ran out of time) and what it printed."""
+    output = folder / "output.txt"
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setpgid(0, 0)
+            os.chdir(folder)
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+            log = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+            code = int(pytest.main(args))
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    status = None
+    while status is None:
+        done, raw = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = os.waitstatus_to_exitcode(raw)
+        elif time.monotonic() > deadline:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            break
+        else:
+            time.sleep(0.01)
+    return status, output.read_text(encoding="utf-8", errors="replace") if output.exists() else ""
+
+
 @probe
 def probe_run_suite(nb: Any, sources: list[str], timeout: float) -> Any:
     """In the worker: run the learner's tests once per source; report each test's outcome."""
@@ -269,21 +308,16 @@ def probe_run_suite(nb: Any, sources: list[str], timeout: float) -> Any:
                                              encoding="utf-8")
     (folder / "pytest.ini").write_text(INI, encoding="utf-8")
     # Only the plugins a learner's tests may use: the others make pytest slow to start.
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-               "pytest_asyncio.plugin", "-p", "respx.plugin", "-c", "pytest.ini", "--rootdir", ".",
-               "test_notebook.py"]
-    try:
-        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
-                              timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
+    args = ["-q", "-p", "no:cacheprovider", "-p", "pytest_asyncio.plugin", "-p", "respx.plugin",
+            "-c", "pytest.ini", "--rootdir", ".", "test_notebook.py"]
+    code, output = pytest_in_a_fork(folder, args, timeout)
+    if code is None:
         return f"your tests did not finish within {timeout:g} s"
-    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+    tail = "\n".join(output.strip().splitlines()[-15:])
     if not report.is_file():
         return f"pytest could not run your tests:\n{tail}"
     results: list[dict[str, Any]] = json.loads(report.read_text(encoding="utf-8"))
-    if not results and done.returncode not in (0, 5):
+    if not results and code not in (0, 5):
         return f"pytest could not run your tests:\n{tail}"
     return results
 

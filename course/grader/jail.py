@@ -25,9 +25,13 @@
   root to build the mounts, and the command runs under the user's own uid, with no
   capabilities.
 
-Then it ``exec``s the command, so no Python state of the grader survives into the child.
-It is a separate program rather than a ``preexec_fn`` because the grader is threaded and
-``preexec_fn`` is unsafe there; it only imports the standard library.
+Then it ``exec``s the command. The grader's own processes do not exec this module: they
+ask the fork server (:mod:`course.grader.zygote`), whose child calls :func:`apply` and
+then runs the command's module in-process, so no Python start or import is paid again.
+Either way, the grader's Python state never reaches the child: the fork server is a
+process of its own that holds nothing but imported modules, because the grader is
+threaded and a ``preexec_fn`` is unsafe there. This module imports only the standard
+library.
 
 ``--probe`` prints which of these this machine allows; ``--kill-uid UID`` kills every
 process of a throwaway uid, which also catches children that left the process group.

@@ -144,6 +144,9 @@ class WorkerProcess:
             self.proc = zygote.popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 pass_fds=(write_fd,), cwd=self.launch.cwd, env=self.launch.env,
+                # A sandboxed judge forked a server for its workers; a maintainer's pytest
+                # starts its one worker per chapter as before.
+                start_server=False,
             )
         except OSError as exc:
             os.close(read_fd)

@@ -513,13 +513,13 @@ def current() -> Zygote | None:
 
 def popen(command: list[str], *, cwd: str, env: dict[str, str] | None = None,
           stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
-          pass_fds: Sequence[int] = ()) -> Process:
+          pass_fds: Sequence[int] = (), start_server: bool = True) -> Process:
     """Start ``command`` as :class:`subprocess.Popen` would (in a session of its own), but
-    forked from the zygote when there is one. ``stdin``/``stdout``/``stderr``: None (this
-    process's own), ``subprocess.DEVNULL``, ``subprocess.PIPE`` or, for stderr,
-    ``subprocess.STDOUT``."""
+    forked from the zygote when there is one (``start_server``: start it if need be).
+    ``stdin``/``stdout``/``stderr``: None (this process's own), ``subprocess.DEVNULL``,
+    ``subprocess.PIPE`` or, for stderr, ``subprocess.STDOUT``."""
     env = dict(os.environ) if env is None else env
-    zygote = current()
+    zygote = current() if start_server else _zygote if _zygote and _zygote.alive else None
     if zygote is not None:
         with contextlib.suppress(OSError):
             return zygote.popen(command, cwd, env, stdin, stdout, stderr, pass_fds)

@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from course.grader import runner
 from course.grader.layout import Course
 from course.grader.stubs import pristine_text
 from course.layout import ROOT
@@ -210,8 +211,8 @@ def _grade(slug: str, folder: Path) -> dict[str, Any]:
     report = folder / "report.json"
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", *map(str, tests), "-q", "-p", "no:cacheprovider",
-             "--target", str(submission), "--course-report", str(report)],
+            runner.command(sys.executable, ROOT / "pyproject.toml", ROOT, *map(str, tests), "-q",
+                           "--target", str(submission), "--course-report", str(report)),
             cwd=ROOT, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT,
         )
         output = (done.stdout + done.stderr)[-3000:]

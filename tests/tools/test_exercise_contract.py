@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from course.authoring.generate import expected_exercises
+from course.grader import runner
 from course.layout import ROOT
 
 EXERCISE_TESTS = sorted((ROOT / "tests").glob("test_*.py"))
@@ -40,8 +41,8 @@ def stub_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, obj
         (folder / path.name).write_text(text, encoding="utf-8")
     report = folder / "report.json"
     subprocess.run(
-        [sys.executable, "-m", "pytest", *map(str, EXERCISE_TESTS), "-q", "-p", "no:cacheprovider",
-         "--target", str(folder), "--course-report", str(report)],
+        runner.command(sys.executable, ROOT / "pyproject.toml", ROOT, *map(str, EXERCISE_TESTS),
+                       "-q", "--target", str(folder), "--course-report", str(report)),
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,
     )
     results: list[dict[str, object]] = json.loads(report.read_text(encoding="utf-8"))

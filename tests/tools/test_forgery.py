@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from course.grader import runner
 from course.grader.layout import Course
 from course.layout import ROOT
 
@@ -115,9 +116,9 @@ def _attack(slug: str, folder: Path) -> dict[str, Any]:
     tests = [str(p) for p in Course.at().chapters[slug]]
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider",
-             "--target", str(submission), "--course-report", str(report),
-             "--course-exercise-timeout", "20"],
+            runner.command(sys.executable, ROOT / "pyproject.toml", ROOT, *tests, "-q",
+                           "--target", str(submission), "--course-report", str(report),
+                           "--course-exercise-timeout", "20"),
             cwd=ROOT, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT,
         )
         output = (done.stdout + done.stderr)[-3000:]

@@ -26,7 +26,7 @@ PY = sys.executable
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Zygote]:
     # A variable of the grader's own, like an API key: no child may see it anywhere.
     monkeypatch.setenv("GRADER_SECRET", "sk-do-not-leak")
-    started = Zygote.start(zygote._clean_env())
+    started = Zygote.start(zygote.clean_env())
     yield started
     started.stop()
 

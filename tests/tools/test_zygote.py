@@ -126,7 +126,8 @@ def test_stopping_waits_for_the_zygote(server: Zygote) -> None:
 
 def test_turned_off_it_starts_processes_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(zygote.OFF_ENV, "off")
-    proc = zygote.popen([PY, "-I", "-c", "print(1)"], cwd="/", stdout=subprocess.PIPE)
+    proc = zygote.popen([PY, "-I", "-c", "print(1)"], cwd="/", env={"PATH": "/usr/bin:/bin"},
+                        stdout=subprocess.PIPE)
     assert isinstance(proc, subprocess.Popen)
     assert proc.communicate(timeout=30)[0] == b"1\n"
 

@@ -66,10 +66,17 @@ def _namespace() -> dict[str, Any]:
 
 
 def _judge_environment(folder: Path) -> dict[str, str]:
-    """The judge's environment: the course's own settings and little else. The grader's
-    variables (an API key, a token) have no business in a run next to student code."""
+    """The judge's environment: the grader's and the LLM server's settings, little else.
+
+    The grader's variables (an API key, a token) have no business in a run next to
+    student code, and the judge's memory is the student's to read: its workers are
+    forked from it (:func:`course.grader.zygote.fork_here`), and a variable the judge
+    was started with stays in the C library's heap after the worker clears its own.
+    So the judge gets only what a worker gets anyway (``COURSE_LLM*``, see
+    :func:`course.grader.sandbox.environment`) and the grader's own switches."""
     env = {name: value for name, value in os.environ.items()
-           if name.startswith("COURSE_") or name in ("PATH", "LANG", "LC_ALL", "TZ")}
+           if name.startswith(("COURSE_GRADER_", "COURSE_LLM"))
+           or name in ("PATH", "LANG", "LC_ALL", "TZ")}
     return {**env, "HOME": str(folder), "PYTHONDONTWRITEBYTECODE": "1"}
 
 

@@ -448,7 +448,8 @@ def kill_uid(uid: int) -> None:
     if _uid_has_processes(uid):
         # Children that called setsid() left the group; as their uid, kill(-1) finds them.
         killer = zygote.popen([sys.executable, "-I", "-m", "course.grader.jail", "--kill-uid",
-                               str(uid)], cwd="/", stdin=subprocess.DEVNULL,
+                               str(uid)], cwd="/", env=zygote.clean_env(),
+                              stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             killer.wait(timeout=30)

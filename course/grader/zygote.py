@@ -137,11 +137,12 @@ def serve(sock: socket.socket, preload: Sequence[str]) -> None:
                     os.read(wake_read, 4096)
                 _reap(sock)
             if sock.fileno() in ready:
-                message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
-                if not message:
+                received = _receive(sock)
+                if received is None:
                     _reap(None)  # the grader has gone: end, collecting what already ended
                     return
-                _fork_child(sock, json.loads(message), fds, (wake_read, wake_write))
+                _fork_child(sock, *received, (wake_read, wake_write))
+                received = None
             elif not ready and todo:
                 # Only with a core no one else wants: a learner's single check should not
                 # wait for imports that only a batch will use.
@@ -151,6 +152,14 @@ def serve(sock: socket.socket, preload: Sequence[str]) -> None:
                 _priority(idle=False)
     except (BrokenPipeError, ConnectionResetError):
         return
+
+
+def _receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """The next request and its descriptors, or None once the grader has gone. The raw
+    message is not kept: a child runs inside this process's frames, and must find none of
+    the requests that came before its own (nor, once it has read them, its own)."""
+    message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+    return (json.loads(message), fds) if message else None
 
 
 def _priority(idle: bool) -> None:
@@ -237,14 +246,21 @@ def _exit_code(code: object) -> int:
 def _child(request: dict[str, Any], fds: list[int]) -> int:
     """In the forked child: take the request's descriptors, folder and environment, then
     become its command."""
-    _place(fds, [int(t) for t in request["targets"]])
-    os.chdir(request["cwd"])
+    targets, cwd = [int(t) for t in request["targets"]], request["cwd"]
+    env, command = dict(request["env"]), list(request["command"])
+    # The request dict stays reachable from the frames below this one for as long as the
+    # child runs: empty it, or a worker forked from the judge's zygote (which the judge
+    # forked inside its own request's frames) walks up to the judge's environment.
+    request.clear()
+    _place(fds, targets)
+    os.chdir(cwd)
     os.environ.clear()
-    os.environ.update(request["env"])
+    os.environ.update(env)
+    del env
     import tempfile
 
     tempfile.tempdir = None  # found again from TMPDIR, which is the run's own
-    return become(list(request["command"]))
+    return become(command)
 
 
 def _place(fds: list[int], targets: list[int]) -> None:
@@ -485,7 +501,7 @@ _zygote: Zygote | None = None
 _zygote_lock = threading.Lock()
 
 
-def _clean_env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     """The zygote's own environment, which its children's /proc/self/environ shows: none of
     the grader's variables (tokens, keys), only what Python needs to start."""
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
@@ -505,20 +521,21 @@ def current() -> Zygote | None:
     with _zygote_lock:
         if _zygote is None or not _zygote.alive:
             try:
-                _zygote = Zygote.start(_clean_env())
+                _zygote = Zygote.start(clean_env())
             except OSError:
                 return None
         return _zygote
 
 
-def popen(command: list[str], *, cwd: str, env: dict[str, str] | None = None,
+def popen(command: list[str], *, cwd: str, env: dict[str, str],
           stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
           pass_fds: Sequence[int] = (), start_server: bool = True) -> Process:
     """Start ``command`` as :class:`subprocess.Popen` would (in a session of its own), but
     forked from the zygote when there is one (``start_server``: start it if need be).
     ``stdin``/``stdout``/``stderr``: None (this process's own), ``subprocess.DEVNULL``,
-    ``subprocess.PIPE`` or, for stderr, ``subprocess.STDOUT``."""
-    env = dict(os.environ) if env is None else env
+    ``subprocess.PIPE`` or, for stderr, ``subprocess.STDOUT``. ``env`` is required:
+    whatever a request carries reaches the zygote, so the grader's own environment is
+    never the default."""
     zygote = current() if start_server else _zygote if _zygote and _zygote.alive else None
     if zygote is not None:
         with contextlib.suppress(OSError):
@@ -539,8 +556,9 @@ def _kernel_popen(cmd: list[str], *, stdin: Any = None, stdout: Any = None, stde
     if rest.pop("start_new_session", True) is not True or rest:
         return subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd,
                                 env=env, start_new_session=True, **rest)
-    return popen(cmd, cwd=cwd or os.getcwd(), env=env, stdin=_stream(stdin),
-                 stdout=_stream(stdout), stderr=_stream(stderr))
+    # jupyter_client always passes env; without one a kernel would get the (sandboxed) parent's
+    return popen(cmd, cwd=cwd or os.getcwd(), env=dict(os.environ) if env is None else env,
+                 stdin=_stream(stdin), stdout=_stream(stdout), stderr=_stream(stderr))
 
 
 def fork_kernels() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import zipfile
@@ -79,6 +80,10 @@ EXPECTED: dict[str, tuple[int | None, ...]] = {
     "forges_replies": (0, 0, 0, 1),
     # From the worker there is no pytest item, judge frame or report to reach.
     "reads_the_judge": (0, 1, 3, 1),
+    # Forked, not started afresh: the worker and the kernel search the memory they
+    # inherited for the canary in the grader's environment, and try to attach to the
+    # fork server they came from. Nothing is there: add answers 0, the last cell raises.
+    "reads_inherited_memory": (0, 1, 3, 0),
 }
 KEYS = ("00_fixture:add", "00_fixture:greet", "00_fixture:counter",
         "00_fixture:runs_top_to_bottom")
@@ -128,6 +133,7 @@ def _class_folder(root: Path) -> Path:
     return klass
 
 
+CANARY_VARIABLES = ("COURSE_ZYGOTE_CANARY", "GRADER_API_KEY")
 SPY_SHM_KEY = 0x5EC2E7  # the System V shared memory key reads_classmates uses
 
 
@@ -150,6 +156,11 @@ def graded() -> Any:
     root = Path(tempfile.mkdtemp(prefix="hostile-class-")).resolve()
     os.chmod(root, 0o755)
     before = _leftovers()
+    # A grader's secrets, as a class's grading machine has them (reads_inherited_memory
+    # looks for the value): one named like the course's settings, one like an API key.
+    canary = f"zygote-canary-{secrets.token_hex(8)}"
+    saved = {name: os.environ.get(name) for name in CANARY_VARIABLES}
+    os.environ.update(dict.fromkeys(CANARY_VARIABLES, canary))
     try:
         out = root / "out"
         options = Options(limits=LIMITS, cache_dir=root / "cache")
@@ -158,6 +169,11 @@ def graded() -> Any:
         yield {"status": status, "out": out, "root": root, "leftovers": _leftovers() - before,
                "students": {s["student"]: s for s in summary}}
     finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -26,7 +26,7 @@ PY = sys.executable
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Zygote]:
     # A variable of the grader's own, like an API key: no child may see it anywhere.
     monkeypatch.setenv("GRADER_SECRET", "sk-do-not-leak")
-    started = Zygote.start(zygote._clean_env())
+    started = Zygote.start(zygote.clean_env())
     yield started
     started.stop()
 
@@ -126,7 +126,8 @@ def test_stopping_waits_for_the_zygote(server: Zygote) -> None:
 
 def test_turned_off_it_starts_processes_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(zygote.OFF_ENV, "off")
-    proc = zygote.popen([PY, "-I", "-c", "print(1)"], cwd="/", stdout=subprocess.PIPE)
+    proc = zygote.popen([PY, "-I", "-c", "print(1)"], cwd="/", env={"PATH": "/usr/bin:/bin"},
+                        stdout=subprocess.PIPE)
     assert isinstance(proc, subprocess.Popen)
     assert proc.communicate(timeout=30)[0] == b"1\n"
 

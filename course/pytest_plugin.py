@@ -140,6 +140,7 @@ def pytest_configure(config: pytest.Config) -> None:
         out_fd, nonce_fd = (int(fd) for fd in str(fds).split(":"))
         _channel = _Channel(channel.make_writer(out_fd, _read_nonce(nonce_fd)))
         _not_dumpable()
+    if config.getoption("nbval_lax", default=False) or config.getoption("nbval", default=False):
         zygote.fork_kernels()
     launch_file = config.getoption("--course-worker")
     if launch_file:

@@ -121,8 +121,9 @@ def become(command: list[str]) -> int:
 # The zygote's side
 
 
-def serve(sock: socket.socket, preload: Sequence[str]) -> None:
-    """Answer requests until the grader closes its end; import ``preload`` when idle."""
+def serve(sock: socket.socket, preload: Sequence[str], idle: bool = True) -> None:
+    """Answer requests until the grader closes its end; import ``preload`` between them
+    (``idle``: only with a core no one else wants)."""
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -146,7 +147,7 @@ def serve(sock: socket.socket, preload: Sequence[str]) -> None:
             elif not ready and todo:
                 # Only with a core no one else wants: a learner's single check should not
                 # wait for imports that only a batch will use.
-                _priority(idle=True)
+                _priority(idle=idle)
                 with contextlib.suppress(Exception):  # a child that needs it says why
                     __import__(todo.pop(0))
                 _priority(idle=False)
@@ -282,7 +283,7 @@ def _place(fds: list[int], targets: list[int]) -> None:
 
 def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
-    serve(sock, PRELOAD)
+    serve(sock, PRELOAD, idle="--busy" not in argv)
     os._exit(0)  # no interpreter shutdown to sit through: nothing here needs cleaning up
 
 
@@ -362,11 +363,12 @@ class Zygote:
         threading.Thread(target=self._listen, name="zygote", daemon=True).start()
 
     @classmethod
-    def start(cls, env: dict[str, str]) -> Zygote:
+    def start(cls, env: dict[str, str], idle_preload: bool = True) -> Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with theirs:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-m", "course.grader.zygote", str(theirs.fileno())],
+                [sys.executable, "-I", "-m", "course.grader.zygote", str(theirs.fileno()),
+                 *([] if idle_preload else ["--busy"])],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True, cwd="/",
             )
@@ -513,15 +515,17 @@ def enabled() -> bool:
     return os.environ.get(OFF_ENV) != "off"
 
 
-def current() -> Zygote | None:
-    """This process's zygote, started on first use; None where it is turned off or broke."""
+def current(idle_preload: bool = True) -> Zygote | None:
+    """This process's zygote, started on first use; None where it is turned off or broke.
+    ``idle_preload``: it imports its modules only on an idle core (a learner's single check
+    must not wait for imports only a batch uses); else at once (a batch, nbval's kernels)."""
     global _zygote
     if not enabled():
         return None
     with _zygote_lock:
         if _zygote is None or not _zygote.alive:
             try:
-                _zygote = Zygote.start(clean_env())
+                _zygote = Zygote.start(clean_env(), idle_preload)
             except OSError:
                 return None
         return _zygote
@@ -562,11 +566,14 @@ def _kernel_popen(cmd: list[str], *, stdin: Any = None, stdout: Any = None, stde
 
 
 def fork_kernels() -> None:
-    """Start nbval's kernels from this process's zygote (when it forked one)."""
-    if _zygote is not None:
-        from jupyter_client import launcher
+    """Start nbval's kernels as forks: of the zygote this process forked (nbval's run in
+    the sandbox), or of one it starts now, which imports ipykernel while pytest collects
+    (a maintainer's nbval run of the course's notebooks)."""
+    if _zygote is None:
+        current(idle_preload=False)
+    from jupyter_client import launcher
 
-        launcher.Popen = _kernel_popen  # type: ignore[attr-defined,assignment]
+    launcher.Popen = _kernel_popen  # type: ignore[attr-defined,assignment]
 
 
 def fork_here() -> None:

@@ -198,7 +198,7 @@ def grade_all_command(args: argparse.Namespace) -> int:
     from course.grader import zygote
     from course.grader.batch import grade_all
 
-    zygote.current(idle_preload=False)  # every student after the first uses its imports
+    zygote.current(preload=True)  # every student after the first uses its imports
 
     options = options_from(args, chapters=tuple(args.chapter),
                            run_notebook=not args.no_notebook_run)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -46,9 +47,9 @@ MAX_FDS = 16
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 OFF_ENV = "COURSE_GRADER_ZYGOTE"  # "off": start every process with exec, as before
-# Imported while the zygote waits for work, one at a time, so a request never waits for
-# more than one module. Those a child does not need only cost memory, shared on fork.
-# First what every run needs, then nbval's run (a learner's check waits for it longest).
+# Imported while the zygote waits for work (see current()), one at a time, so a request
+# never waits for more than one module. Those a child does not need only cost memory.
+# First what every run needs, then nbval's run and its kernel, then what tests import.
 PRELOAD = (
     "course.grader.jail", "course.grader.runner", "pytest", "course.pytest_plugin",
     "pytest_asyncio.plugin", "nbval.plugin", "jupyter_client", "ipykernel.kernelapp",
@@ -121,9 +122,8 @@ def become(command: list[str]) -> int:
 # The zygote's side
 
 
-def serve(sock: socket.socket, preload: Sequence[str], idle: bool = True) -> None:
-    """Answer requests until the grader closes its end; import ``preload`` between them
-    (``idle``: only with a core no one else wants)."""
+def serve(sock: socket.socket, preload: Sequence[str]) -> None:
+    """Answer requests until the grader closes its end; import ``preload`` between them."""
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -145,12 +145,8 @@ def serve(sock: socket.socket, preload: Sequence[str], idle: bool = True) -> Non
                 _fork_child(sock, *received, (wake_read, wake_write))
                 received = None
             elif not ready and todo:
-                # Only with a core no one else wants: a learner's single check should not
-                # wait for imports that only a batch will use.
-                _priority(idle=idle)
                 with contextlib.suppress(Exception):  # a child that needs it says why
                     __import__(todo.pop(0))
-                _priority(idle=False)
     except (BrokenPipeError, ConnectionResetError):
         return
 
@@ -161,13 +157,6 @@ def _receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
     the requests that came before its own (nor, once it has read them, its own)."""
     message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
     return (json.loads(message), fds) if message else None
-
-
-def _priority(idle: bool) -> None:
-    """SCHED_IDLE while preloading; SCHED_OTHER (which any process may return to) for
-    everything else, and for every child."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_IDLE if idle else os.SCHED_OTHER, os.sched_param(0))
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -193,6 +182,9 @@ def _fork_child(sock: socket.socket, request: dict[str, Any], fds: list[int],
     # The pid is sent only once the child has its own session: the grader (or
     # jupyter_client) may look up the child's process group at once, to kill it later.
     in_session, session_done = os.pipe()
+    # The collector would touch every inherited object's header, copying each page of the
+    # zygote's heap into the child: frozen, those objects are left alone.
+    gc.freeze()
     try:
         pid = os.fork()
     except OSError as exc:
@@ -283,7 +275,7 @@ def _place(fds: list[int], targets: list[int]) -> None:
 
 def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
-    serve(sock, PRELOAD, idle="--busy" not in argv)
+    serve(sock, PRELOAD if "--preload" in argv else ())
     os._exit(0)  # no interpreter shutdown to sit through: nothing here needs cleaning up
 
 
@@ -363,12 +355,12 @@ class Zygote:
         threading.Thread(target=self._listen, name="zygote", daemon=True).start()
 
     @classmethod
-    def start(cls, env: dict[str, str], idle_preload: bool = True) -> Zygote:
+    def start(cls, env: dict[str, str], preload: bool = False) -> Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with theirs:
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-m", "course.grader.zygote", str(theirs.fileno()),
-                 *([] if idle_preload else ["--busy"])],
+                 *(["--preload"] if preload else [])],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True, cwd="/",
             )
@@ -515,17 +507,20 @@ def enabled() -> bool:
     return os.environ.get(OFF_ENV) != "off"
 
 
-def current(idle_preload: bool = True) -> Zygote | None:
+def current(preload: bool = False) -> Zygote | None:
     """This process's zygote, started on first use; None where it is turned off or broke.
-    ``idle_preload``: it imports its modules only on an idle core (a learner's single check
-    must not wait for imports only a batch uses); else at once (a batch, nbval's kernels)."""
+
+    ``preload``: import :data:`PRELOAD` while it waits, for a batch (every student after
+    the first finds them imported) or nbval's kernels. A learner's single check does
+    without: its runs start at once, and imports in the zygote would only compete with
+    them for the cores (measured: 0.2 s slower)."""
     global _zygote
     if not enabled():
         return None
     with _zygote_lock:
         if _zygote is None or not _zygote.alive:
             try:
-                _zygote = Zygote.start(clean_env(), idle_preload)
+                _zygote = Zygote.start(clean_env(), preload)
             except OSError:
                 return None
         return _zygote
@@ -570,7 +565,7 @@ def fork_kernels() -> None:
     the sandbox), or of one it starts now, which imports ipykernel while pytest collects
     (a maintainer's nbval run of the course's notebooks)."""
     if _zygote is None:
-        current(idle_preload=False)
+        current(preload=True)
     from jupyter_client import launcher
 
     launcher.Popen = _kernel_popen  # type: ignore[attr-defined,assignment]

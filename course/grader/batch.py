@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from course.grader import zygote
 from course.grader.cli import with_hints
 from course.grader.discover import SubmissionError
 from course.grader.engine import GraderError, Options, grade
@@ -153,6 +154,7 @@ def grade_all(directory: Path, out: Path, course: Course, options: Options, jobs
     if not directory.is_dir():
         print(f"{directory} is not a folder of submissions", file=sys.stderr)
         return 2
+    zygote.current(preload=True)  # every student after the first finds its imports done
     todo = students(directory)
     out.mkdir(parents=True, exist_ok=True)
     warning = exposed_warning(directory)

@@ -195,10 +195,7 @@ def grade_command(args: argparse.Namespace) -> int:
 
 
 def grade_all_command(args: argparse.Namespace) -> int:
-    from course.grader import zygote
     from course.grader.batch import grade_all
-
-    zygote.current(preload=True)  # every student after the first uses its imports
 
     options = options_from(args, chapters=tuple(args.chapter),
                            run_notebook=not args.no_notebook_run)

@@ -43,13 +43,8 @@ def _limits_args(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace, **extra: Any) -> Any:
-    """The grading options, for a command that is about to grade: the fork server starts
-    here, so it imports pytest while the submission is read."""
-    from course.grader import zygote
     from course.grader.engine import Options
     from course.grader.sandbox import Limits
-
-    zygote.current()
 
     limits = Limits(
         exercise_timeout=args.timeout, total_timeout=args.total_timeout,

@@ -545,8 +545,8 @@ def popen(command: list[str], *, cwd: str, env: dict[str, str],
     """Start ``command`` as :class:`subprocess.Popen` would (in a session of its own), but
     forked from the zygote when there is one. ``stdin``/``stdout``/``stderr``: None (this
     process's own), ``subprocess.DEVNULL``, ``subprocess.PIPE`` or, for stderr,
-    ``subprocess.STDOUT``. ``env`` is required: whatever a request carries reaches the
-    zygote, so the grader's own environment is never the default."""
+    ``subprocess.STDOUT``. ``env`` is required: a forked child keeps whatever its request
+    carried in its memory, so the grader's own environment is never the default."""
     zygote = current()
     if zygote is not None:
         with contextlib.suppress(OSError):

@@ -15,9 +15,14 @@ child per request. The child becomes exactly what the command would have been:
 
 Trust: the zygote runs only the grader's code. It never holds a submission, a test file,
 a nonce or the grader's environment, so a sandboxed child that inherits its memory
-inherits nothing worth stealing. Requests come over a socketpair only the grader holds;
-the child closes its end before anything else runs, and there is no named socket to
-connect to again. (That is why this is not :mod:`multiprocessing`'s forkserver, which
+inherits nothing worth stealing. It does not even read the requests: the child it forks
+takes its own request off the socket, so no student's command, paths or environment
+are left in the zygote's memory, freed or not, for the next student's child to find.
+A forked child's memory also holds its parent's own state: the judge's workers are
+forks of the judge, so the judge is started with nothing in its environment that a
+worker may not see. Requests come over a socketpair only the grader holds; the child
+closes its end before anything else runs, and there is no named socket to connect to
+again. (That is why this is not :mod:`multiprocessing`'s forkserver, which
 listens on a path that any process of the same user may connect to.)
 
 The judge forks a zygote of its own (:func:`fork_here`) before pytest starts, so its
@@ -138,12 +143,10 @@ def serve(sock: socket.socket, preload: Sequence[str]) -> None:
                     os.read(wake_read, 4096)
                 _reap(sock)
             if sock.fileno() in ready:
-                received = _receive(sock)
-                if received is None:
+                if not sock.recv(1, socket.MSG_PEEK):
                     _reap(None)  # the grader has gone: end, collecting what already ended
                     return
-                _fork_child(sock, *received, (wake_read, wake_write))
-                received = None
+                _fork_child(sock, (wake_read, wake_write))
             elif not ready and todo:
                 with contextlib.suppress(Exception):  # a child that needs it says why
                     __import__(todo.pop(0))
@@ -151,12 +154,10 @@ def serve(sock: socket.socket, preload: Sequence[str]) -> None:
         return
 
 
-def _receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
-    """The next request and its descriptors, or None once the grader has gone. The raw
-    message is not kept: a child runs inside this process's frames, and must find none of
-    the requests that came before its own (nor, once it has read them, its own)."""
+def _receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """The next request on the socket and the descriptors that came with it."""
     message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
-    return (json.loads(message), fds) if message else None
+    return json.loads(message), fds
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -175,12 +176,17 @@ def _reap(sock: socket.socket | None) -> None:
             _send(sock, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
-def _fork_child(sock: socket.socket, request: dict[str, Any], fds: list[int],
-                own: tuple[int, int]) -> None:
+def _fork_child(sock: socket.socket, own: tuple[int, int]) -> None:
+    """Fork, and let the child take the waiting request off the socket and answer it.
+
+    The zygote itself never reads a request: its memory, which every later child
+    inherits (another student's worker, kernel or judge), never holds one, not even as
+    freed bytes. It waits until the child has taken the request and has a session of its
+    own; only then is the pid sent, because the grader (or jupyter_client) may look up
+    the child's process group at once, to kill it later.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
-    # The pid is sent only once the child has its own session: the grader (or
-    # jupyter_client) may look up the child's process group at once, to kill it later.
     in_session, session_done = os.pipe()
     # The collector would touch every inherited object's header, copying each page of the
     # zygote's heap into the child: frozen, those objects are left alone.
@@ -188,15 +194,22 @@ def _fork_child(sock: socket.socket, request: dict[str, Any], fds: list[int],
     try:
         pid = os.fork()
     except OSError as exc:
-        for fd in (*fds, in_session, session_done):
+        os.close(in_session)
+        os.close(session_done)
+        request, fds = _receive(sock)  # read here only to say no
+        for fd in fds:
             os.close(fd)
         _send(sock, {"id": request["id"], "error": f"fork failed: {exc}"})
         return
     if pid == 0:
         code = 1
         try:
-            os.setsid()
             os.close(in_session)
+            request, fds = _receive(sock)
+            os.setsid()
+            # Sent before this child can end: its "exited" (sent by the zygote, which
+            # reaps it) always comes after it on the socket.
+            _send(sock, {"id": request["id"], "pid": os.getpid()})
             os.close(session_done)
             sock.close()
             for fd in own:
@@ -218,12 +231,11 @@ def _fork_child(sock: socket.socket, request: dict[str, Any], fds: list[int],
                 sys.stderr.flush()
             os._exit(code)
     os.close(session_done)
-    for fd in fds:
-        os.close(fd)
     with contextlib.suppress(OSError):
-        os.read(in_session, 1)  # b"" once the child closed its end (or died)
+        # b"" once the child has taken the request and has its session (or died: then
+        # the request is still there, and the next turn of the loop forks again)
+        os.read(in_session, 1)
     os.close(in_session)
-    _send(sock, {"id": request["id"], "pid": pid})
 
 
 def _exit_code(code: object) -> int:
@@ -532,9 +544,9 @@ def popen(command: list[str], *, cwd: str, env: dict[str, str],
     """Start ``command`` as :class:`subprocess.Popen` would (in a session of its own), but
     forked from the zygote when there is one (``start_server``: start it if need be).
     ``stdin``/``stdout``/``stderr``: None (this process's own), ``subprocess.DEVNULL``,
-    ``subprocess.PIPE`` or, for stderr, ``subprocess.STDOUT``. ``env`` is required:
-    whatever a request carries reaches the zygote, so the grader's own environment is
-    never the default."""
+    ``subprocess.PIPE`` or, for stderr, ``subprocess.STDOUT``. ``env`` is required: a
+    forked child keeps whatever its request carried in its memory, so the grader's own
+    environment is never the default."""
     zygote = current() if start_server else _zygote if _zygote and _zygote.alive else None
     if zygote is not None:
         with contextlib.suppress(OSError):

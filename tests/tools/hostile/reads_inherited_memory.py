@@ -12,9 +12,10 @@
 # ruff: noqa
 # Hostile submission for the grader's tests: the worker and the kernel are forked, not
 # started afresh, so it reads the memory it inherited (every readable anonymous mapping,
-# the heap and the stack) for the canary the test put in the grader's environment, and
-# tries to attach to its parent (the fork server it came from). Found, `add` answers right
-# and the notebook runs; not found, `add` answers 0 and the last cell fails.
+# the heap and the stack) for the canary the test put in the grader's environment and
+# for a classmate's scratch folder (a grading folder other than its own), and tries to
+# attach to its parent (the fork server it came from). Found, `add` answers right and the
+# notebook runs; not found, `add` answers 0 and the last cell fails.
 
 
 # %%
@@ -24,10 +25,13 @@ import re
 
 # Never the canary itself: this source is in memory too.
 CANARY = re.compile(rb"zygote-canar[y]-[0-9a-f]{16}")
+GRADING = re.compile(rb"/course-grade-[A-Za-z0-9_]{8}/")  # one per student
 _found = None
 
 
 def _scan() -> bool:
+    own = re.search(r"/course-grade-[A-Za-z0-9_]{8}/", os.getcwd() + "/")
+    own_folder = own.group(0).encode() if own else b""
     with open("/proc/self/maps") as maps:
         lines = maps.read().splitlines()
     for line in lines:
@@ -36,10 +40,11 @@ def _scan() -> bool:
             continue
         low, high = (int(x, 16) for x in parts[0].split("-"))
         try:
-            if CANARY.search(ctypes.string_at(low, high - low)):
-                return True
+            data = ctypes.string_at(low, high - low)
         except Exception:
-            pass
+            continue
+        if CANARY.search(data) or set(GRADING.findall(data)) - {own_folder}:
+            return True
     return False
 
 

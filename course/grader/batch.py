@@ -10,6 +10,7 @@ as that student's problem and the batch goes on. The output folder gets ``summar
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -164,6 +165,7 @@ def grade_all(directory: Path, out: Path, course: Course, options: Options, jobs
     if warning:
         print(warning, file=stream)
     jobs = jobs or os.cpu_count() or 1
+    options = dataclasses.replace(options, chapters_at_once=1)  # the jobs use the cores
     progress = Progress(len(todo), stream)
     results: list[StudentResult] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:

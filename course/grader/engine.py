@@ -43,7 +43,11 @@ class Options:
     chapters: tuple[str, ...] = ()  # chapters expected: one not submitted scores 0
     exercises: tuple[str, ...] = ()  # grade only these exercise ids (check())
     run_notebook: bool = True  # the nbval criterion
-    workers: int = 2  # sandboxes at once for one submission
+    workers: int = 2  # sandboxes at once for one chapter (its tests, its notebook run)
+    # Chapters graded at once: most of a chapter's time is spent waiting (sandboxes
+    # starting, tests that wait on clocks), so two overlap well. A batch grades one at a
+    # time and uses its cores for other students instead.
+    chapters_at_once: int = 2
     scratch_base: Path | None = None
     cache_dir: Path | None = None
 
@@ -83,15 +87,15 @@ def grade(submission: Path, course: Course | None = None, options: Options | Non
     deadline = start + options.limits.total_timeout
     base = Path(tempfile.mkdtemp(prefix="course-grade-", dir=options.scratch_base))
     os.chmod(base, 0o711)
+    def chapter(slug: str) -> ChapterResult:
+        candidate = found.notebooks.get(slug)
+        if candidate is None:
+            return _not_submitted(slug, tests, options)
+        return grade_notebook(slug, candidate, course, tests, options, base, deadline)
+
     try:
-        for slug in wanted:
-            candidate = found.notebooks.get(slug)
-            if candidate is None:
-                report.chapters.append(_not_submitted(slug, tests, options))
-            else:
-                report.chapters.append(
-                    grade_notebook(slug, candidate, course, tests, options, base, deadline)
-                )
+        with ThreadPoolExecutor(max_workers=max(1, options.chapters_at_once)) as pool:
+            report.chapters.extend(pool.map(chapter, wanted))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     report.seconds = time.monotonic() - start

@@ -4,8 +4,9 @@ Every run the grader starts is a Python process: the judge's pytest, nbval's pyt
 the sandbox, the worker, the killer of a throwaway uid. Started with ``exec``, each one
 paid the interpreter's start-up and imported pytest, nbval or jupyter_client again, and
 in a batch that was most of a student's CPU. The zygote is started once per grader
-process with a clean environment, imports those modules while it waits, and forks a
-child per request. The child becomes exactly what the command would have been:
+process with a clean environment (for a batch, it imports those modules while it waits)
+and forks a child per request. The child becomes exactly what the command would have
+been:
 
 - ``python -I -m course.grader.jail CONFIG -- COMMAND``: it locks itself down with the
   same :func:`course.grader.jail.apply`, then carries on with COMMAND;
@@ -26,7 +27,9 @@ again. (That is why this is not :mod:`multiprocessing`'s forkserver, which
 listens on a path that any process of the same user may connect to.)
 
 The judge forks a zygote of its own (:func:`fork_here`) before pytest starts, so its
-workers are born inside its network namespace with the worker's modules already loaded.
+workers are born inside its network namespace with the worker's modules already loaded;
+nbval's run does the same before it reads the channel's nonce, for its kernels
+(:func:`fork_kernels`).
 """
 
 from __future__ import annotations

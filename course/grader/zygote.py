@@ -510,6 +510,16 @@ _zygote: Zygote | None = None
 _zygote_lock = threading.Lock()
 
 
+def _forget_after_fork() -> None:
+    """In a child forked by other means (a ProcessPoolExecutor, a probe that forks): the
+    parent's zygote answers the parent only, and its listening thread did not come along."""
+    global _zygote, _zygote_lock
+    _zygote, _zygote_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def clean_env() -> dict[str, str]:
     """The zygote's own environment, which its children's /proc/self/environ shows: none of
     the grader's variables (tokens, keys), only what Python needs to start."""
@@ -572,7 +582,8 @@ def _kernel_popen(cmd: list[str], *, stdin: Any = None, stdout: Any = None, stde
                                 env=env, start_new_session=True, **rest)
     # jupyter_client always passes env; without one a kernel would get the (sandboxed) parent's
     return popen(cmd, cwd=cwd or os.getcwd(), env=dict(os.environ) if env is None else env,
-                 stdin=_stream(stdin), stdout=_stream(stdout), stderr=_stream(stderr))
+                 stdin=_stream(stdin), stdout=_stream(stdout), stderr=_stream(stderr),
+                 start_server=False)
 
 
 def fork_kernels() -> None:

@@ -154,3 +154,25 @@ def test_a_forked_zygote_starts_kernels_that_shut_down_cleanly(tmp_path: Path) -
     done = subprocess.run([PY, "-I", str(script)], capture_output=True, timeout=120, cwd=tmp_path,
                           env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}, check=False)
     assert done.stdout.decode().split() == ["Child", "ok", "0"], done.stderr.decode()[-2000:]
+
+
+def test_a_process_forked_by_other_means_gets_a_server_of_its_own() -> None:
+    """A ProcessPoolExecutor's process is a fork: the parent's server answers the parent
+    alone, so asking it would only wait for a reply that never comes."""
+    assert zygote.current() is not None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            child = zygote.popen([PY, "-I", "-c", "print('ok')"], cwd="/",
+                                 env={"PATH": "/usr/bin:/bin"}, stdout=subprocess.PIPE)
+            out, _ = child.communicate(timeout=60)
+            os.write(write, f"{type(child).__name__} {out.decode().strip()}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 100).decode() == "Child ok"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)

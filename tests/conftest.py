@@ -2,7 +2,7 @@
 fixture, the ``exercise`` marker) is loaded from ``pyproject.toml``.
 
 ``make test`` runs the suite in two passes: everything not marked ``serial`` spread
-over every core (pytest-xdist), then the ``serial`` tests apart, one file per core.
+over every core (pytest-xdist), then the ``serial`` tests apart, a file per worker.
 Serial are the tests whose subject is timing or concurrency (rate limits, timeouts,
 streams that stall, the notebooks that measure sequential against concurrent), which
 sharing the cores with the CPU-bound grading tests could make slow enough to fail; they

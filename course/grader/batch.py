@@ -155,7 +155,8 @@ def grade_all(directory: Path, out: Path, course: Course, options: Options, jobs
     if not directory.is_dir():
         print(f"{directory} is not a folder of submissions", file=sys.stderr)
         return 2
-    zygote.current(preload=True)  # every student after the first finds its imports done
+    # Every student after the first finds its imports done.
+    zygote.current(preload=zygote.FOR_TESTS + zygote.FOR_NOTEBOOKS)
     todo = students(directory)
     out.mkdir(parents=True, exist_ok=True)
     warning = exposed_warning(directory)

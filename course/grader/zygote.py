@@ -57,12 +57,16 @@ STOP_TIMEOUT = 5.0
 OFF_ENV = "COURSE_GRADER_ZYGOTE"  # "off": start every process with exec, as before
 # Imported while the zygote waits for work (see current()), one at a time, so a request
 # never waits for more than one module. Those a child does not need only cost memory.
-# First what every run needs, then nbval's run and its kernel, then what tests import.
-PRELOAD = (
+# What a judge and its worker import (the course's tests and what they use) ...
+FOR_TESTS = (
     "course.grader.jail", "course.grader.runner", "pytest", "course.pytest_plugin",
-    "pytest_asyncio.plugin", "nbval.plugin", "jupyter_client", "ipykernel.kernelapp",
-    "ipykernel.ipkernel", "ipykernel.debugger",
-    "course.grader.worker", "nbformat", "pydantic", "httpx", "course.llm_server.app",
+    "pytest_asyncio.plugin", "course.grader.worker", "pydantic", "httpx",
+    "course.llm_server.app",
+)
+# ... and what nbval's run and its kernel import.
+FOR_NOTEBOOKS = (
+    "nbval.plugin", "jupyter_client", "nbformat", "ipykernel.kernelapp", "ipykernel.ipkernel",
+    "ipykernel.debugger",
 )
 
 
@@ -290,7 +294,8 @@ def _place(fds: list[int], targets: list[int]) -> None:
 
 def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
-    serve(sock, PRELOAD if "--preload" in argv else ())
+    preload = next((a.partition("=")[2] for a in argv if a.startswith("--preload=")), "")
+    serve(sock, [name for name in preload.split(",") if name])
     os._exit(0)  # no interpreter shutdown to sit through: nothing here needs cleaning up
 
 
@@ -370,12 +375,12 @@ class Zygote:
         threading.Thread(target=self._listen, name="zygote", daemon=True).start()
 
     @classmethod
-    def start(cls, env: dict[str, str], preload: bool = False) -> Zygote:
+    def start(cls, env: dict[str, str], preload: Sequence[str] = ()) -> Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with theirs:
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-m", "course.grader.zygote", str(theirs.fileno()),
-                 *(["--preload"] if preload else [])],
+                 *([f"--preload={','.join(preload)}"] if preload else [])],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True, cwd="/",
             )
@@ -532,13 +537,13 @@ def enabled() -> bool:
     return os.environ.get(OFF_ENV) != "off"
 
 
-def current(preload: bool = False) -> Zygote | None:
+def current(preload: Sequence[str] = ()) -> Zygote | None:
     """This process's zygote, started on first use; None where it is turned off or broke.
 
-    ``preload``: import :data:`PRELOAD` while it waits, for a batch (every student after
-    the first finds them imported) or nbval's kernels. A learner's single check does
-    without: its runs start at once, and imports in the zygote would only compete with
-    them for the cores (measured: 0.2 s slower)."""
+    ``preload``: modules to import while it waits, where it serves many runs: a batch,
+    nbval's kernels, a notebook's check() calls. A single ``course check`` does without:
+    its runs start at once, and imports in the zygote would only compete with them for
+    the cores (measured: 0.2 s slower)."""
     global _zygote
     if not enabled():
         return None
@@ -591,7 +596,7 @@ def fork_kernels() -> None:
     the sandbox), or of one it starts now, which imports ipykernel while pytest collects
     (a maintainer's nbval run of the course's notebooks)."""
     if _zygote is None:
-        current(preload=True)
+        current(preload=FOR_NOTEBOOKS)
     from jupyter_client import launcher
 
     launcher.Popen = _kernel_popen  # type: ignore[attr-defined,assignment]

@@ -31,7 +31,7 @@ def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None =
     if os.environ.get(SANDBOX_ENV):
         print(f"check({exercise_id!r}): skipped while the grader runs this notebook")
         return
-    from course.grader import engine, manifest, zygote
+    from course.grader import engine, manifest
     from course.grader.report import exercise_feedback
 
     course = course or Course.at()
@@ -54,9 +54,6 @@ def check(exercise_id: str, folder: str | Path = ".", *, course: Course | None =
         print("Next: replace its `raise NotImplementedError`, save, and run this cell again.")
         return
     options = engine.Options(exercises=(exercise_id,), run_notebook=False)
-    # The kernel lives on, and so does its fork server: the next check finds pytest
-    # imported in it.
-    zygote.current(preload=zygote.FOR_TESTS)
     try:
         report = engine.grade(notebook, course, options)
     except engine.GraderError as exc:  # the grader's own trouble, not the learner's work

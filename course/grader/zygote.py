@@ -596,7 +596,7 @@ def fork_kernels() -> None:
     the sandbox), or of one it starts now, which imports ipykernel while pytest collects
     (a maintainer's nbval run of the course's notebooks)."""
     if _zygote is None:
-        current(preload=FOR_NOTEBOOKS)
+        current(preload=FOR_TESTS + FOR_NOTEBOOKS)  # kernels import what notebooks and checks use
     from jupyter_client import launcher
 
     launcher.Popen = _kernel_popen  # type: ignore[attr-defined,assignment]

@@ -87,6 +87,7 @@ def grade(submission: Path, course: Course | None = None, options: Options | Non
     deadline = start + options.limits.total_timeout
     base = Path(tempfile.mkdtemp(prefix="course-grade-", dir=options.scratch_base))
     os.chmod(base, 0o711)
+
     def chapter(slug: str) -> ChapterResult:
         candidate = found.notebooks.get(slug)
         if candidate is None:

@@ -85,6 +85,11 @@ def _worker_main(args: list[str]) -> int:
 def _kernel_main(args: list[str]) -> int:
     from ipykernel import kernelapp
 
+    # ipykernel reads JPY_PARENT_PID when it is imported, which was in the zygote, before
+    # this kernel had an environment: without it, a kernel whose client died runs on.
+    parent = os.environ.get("JPY_PARENT_PID")
+    if parent:
+        sys.argv.append(f"--IPKernelApp.parent_handle={parent}")
     kernelapp.launch_new_instance()
     return 0
 

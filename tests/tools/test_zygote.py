@@ -134,10 +134,12 @@ def test_turned_off_it_starts_processes_as_before(monkeypatch: pytest.MonkeyPatc
 
 def test_a_forked_zygote_starts_kernels_that_shut_down_cleanly(tmp_path: Path) -> None:
     """nbval's kernels, forked: jupyter_client starts, uses and stops one as it would a
-    process of its own, and the kernel ends by itself (0), not killed after a wait."""
+    process of its own, the kernel is set up as a started one would be, and it ends by
+    itself (0), not killed after a wait."""
     script = tmp_path / "kernel.py"
     script.write_text(
         "import sys\n"
+        "import ipykernel.kernelapp  # as a batch's zygote has, before any kernel exists\n"
         "from course.grader import zygote\n"
         "zygote.fork_here()\n"
         "zygote.fork_kernels()\n"
@@ -146,14 +148,24 @@ def test_a_forked_zygote_starts_kernels_that_shut_down_cleanly(tmp_path: Path) -
         "km.start_kernel()\n"
         "child = km.provisioner.process\n"
         "kc = km.client(); kc.start_channels(); kc.wait_for_ready(timeout=60)\n"
-        "reply = kc.execute_interactive('import os; x = os.getpid()', timeout=30)\n"
+        "seen = []\n"
+        "def keep(msg):\n"
+        "    if msg['msg_type'] == 'stream':\n"
+        "        seen.append(msg['content']['text'].strip())\n"
+        "code = 'from ipykernel.kernelapp import IPKernelApp; '\\\n"
+        "       'print(IPKernelApp.instance().parent_handle == int(__import__(\"os\")'\\\n"
+        "       '.environ[\"JPY_PARENT_PID\"]))'\n"
+        "reply = kc.execute_interactive(code, timeout=30, output_hook=keep)\n"
         "kc.stop_channels()\n"
         "km.shutdown_kernel()\n"
-        "print(type(child).__name__, reply['content']['status'], child.returncode)\n"
+        "print(type(child).__name__, reply['content']['status'], *seen, child.returncode)\n"
         "zygote.stop()\n", encoding="utf-8")
     done = subprocess.run([PY, "-I", str(script)], capture_output=True, timeout=120, cwd=tmp_path,
                           env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}, check=False)
-    assert done.stdout.decode().split() == ["Child", "ok", "0"], done.stderr.decode()[-2000:]
+    # True: the kernel watches its client (ipykernel reads JPY_PARENT_PID on import, which
+    # happened in the zygote, before the kernel had an environment).
+    assert done.stdout.decode().split() == ["Child", "ok", "True", "0"], \
+        done.stderr.decode()[-2000:]
 
 
 def test_a_process_forked_by_other_means_gets_a_server_of_its_own() -> None:

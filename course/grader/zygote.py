@@ -556,7 +556,7 @@ def current(preload: Sequence[str] = ()) -> Zygote | None:
         if _zygote is None or not _zygote.alive:
             try:
                 _zygote = Zygote.start(clean_env(), preload)
-            except OSError:
+            except (OSError, AttributeError):  # no SOCK_SEQPACKET here: exec, as before
                 return None
         return _zygote
 
@@ -614,7 +614,10 @@ def fork_here() -> None:
     loaded; nbval's in the sandbox, before the course's plugin reads the channel's nonce,
     so the kernels that run the notebook start in a fork instead of a new Python."""
     global _zygote
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except (OSError, AttributeError):  # no SOCK_SEQPACKET (macOS): start processes with exec
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()

@@ -188,3 +188,18 @@ def test_a_process_forked_by_other_means_gets_a_server_of_its_own() -> None:
     finally:
         os.close(read)
         os.waitpid(pid, 0)
+
+
+def test_without_packet_sockets_processes_start_with_exec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS has no SOCK_SEQPACKET for Unix sockets: no fork server, and no failure."""
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(93, "Protocol not supported")
+
+    monkeypatch.setattr(zygote, "_zygote", None)
+    monkeypatch.setattr(zygote.socket, "socketpair", refuse)
+    zygote.fork_here()
+    assert zygote._zygote is None
+    proc = zygote.popen([PY, "-I", "-c", "print(1)"], cwd="/", env={"PATH": "/usr/bin:/bin"},
+                        stdout=subprocess.PIPE)
+    assert isinstance(proc, subprocess.Popen)
+    assert proc.communicate(timeout=30)[0] == b"1\n"

@@ -54,6 +54,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 CLONE_NEWNS = 0x00020000
@@ -432,13 +433,17 @@ def closed_ancestors(paths: list[str]) -> list[list[str]]:
 PROBE_UID = 65534  # nobody: only used to see whether a uid switch works here
 
 
+def command(config: dict[str, Any], inner: list[str]) -> list[str]:
+    """The command line that locks a process down as ``config`` says, then runs ``inner``."""
+    return [sys.executable, "-I", "-m", "course.grader.jail", json.dumps(config), "--", *inner]
+
+
 def _try(config: dict[str, Any], folder: str) -> tuple[bool, str]:
     """Start the jail with ``config`` and a Python that imports the grader's runner."""
-    command = [sys.executable, "-I", "-m", "course.grader.jail", json.dumps(config), "--",
-               sys.executable, "-I", "-c", "import course.grader.runner"]
+    imports_runner = [sys.executable, "-I", "-c", "import course.grader.runner"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60,
-                              check=False, cwd=folder, env={"PATH": "/usr/bin:/bin"})
+        done = subprocess.run(command(config, imports_runner), capture_output=True, text=True,
+                              timeout=60, check=False, cwd=folder, env={"PATH": "/usr/bin:/bin"})
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, str(exc)
     said = (done.stderr or done.stdout).strip()[-1500:]
@@ -496,7 +501,18 @@ def kill_uid(uid: int) -> None:
             return
 
 
-def main(argv: list[str]) -> int:
+def execute(command: list[str]) -> int:
+    """Replace this process with ``command``; the status to exit with if that fails."""
+    try:
+        os.execv(command[0], command)
+    except OSError as exc:
+        print(f"sandbox setup failed: cannot run {command[0]}: {exc}", file=sys.stderr)
+    return SETUP_FAILED
+
+
+def main(argv: list[str], run: Callable[[list[str]], int] = execute) -> int:
+    """``run``: what becomes of the locked-down process (the fork server runs the
+    course's own commands in it instead of starting a new Python)."""
     if argv[:1] == ["--probe"]:
         print(json.dumps(probe()))
         return 0
@@ -506,18 +522,12 @@ def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print("usage: jail CONFIG -- COMMAND... | --probe | --kill-uid UID", file=sys.stderr)
         return 2
-    config = json.loads(argv[0])
-    command = argv[2:]
     try:
-        apply(config)
+        apply(json.loads(argv[0]))
     except (JailError, OSError, ValueError) as exc:
         print(f"sandbox setup failed: {exc}", file=sys.stderr)
         return SETUP_FAILED
-    try:
-        os.execv(command[0], command)
-    except OSError as exc:
-        print(f"sandbox setup failed: cannot run {command[0]}: {exc}", file=sys.stderr)
-    return SETUP_FAILED
+    return run(argv[2:])
 
 
 if __name__ == "__main__":

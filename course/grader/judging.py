@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from course.grader import runner, sandbox, zygote
+from course.grader import jail, runner, sandbox, zygote
 from course.grader.jail import SETUP_FAILED
 from course.grader.judge import Launch, worker_command
 from course.grader.layout import Course
@@ -88,8 +88,8 @@ def worker_launch(run: JudgeRun, judge_jail: dict[str, Any]) -> Launch:
         config.pop("net", None)  # the worker shares the judge's namespace: loopback only
     if judge_jail.get("userns"):
         config.pop("userns", None)  # already inside the judge's user namespace
-    command = [sys.executable, "-I", "-m", "course.grader.jail", json.dumps(config), "--",
-               *worker_command(sys.executable, run.notebook, scratch.path, run.test_files)]
+    command = jail.command(config, worker_command(sys.executable, run.notebook, scratch.path,
+                                                  run.test_files))
     return Launch(command, str(scratch.path), sandbox.environment(scratch), scratch.uid,
                   startup_timeout=run.limits.startup_timeout, notebook=str(run.notebook),
                   quota=scratch.quota.describe() if scratch.quota else None)
@@ -106,8 +106,7 @@ def run(job: JudgeRun) -> Judged:
         *(f"--exercise={e}" for e in job.exercises), *(str(folder / f) for f in job.test_files),
     )
     if judge_jail:
-        command = [sys.executable, "-I", "-m", "course.grader.jail", json.dumps(judge_jail), "--",
-                   *command]
+        command = jail.command(judge_jail, command)
     judged = Judged()
     left = job.deadline - time.monotonic()
     proc = zygote.popen(command, cwd=str(folder), env=_judge_environment(folder),

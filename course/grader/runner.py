@@ -6,10 +6,10 @@ pytest loads only the plugins the command line names (the course's, pytest-async
 the course's settings, nbval where a notebook runs), not every installed one: nbval,
 xdist, anyio and what they import would cost each run more than its tests.
 
-And when jupyterlab's extras are
-installed, ``jsonschema`` imports ``rfc3987_syntax``, which builds a grammar for about two
-seconds on import, and every run imports ``nbformat`` (hence ``jsonschema``). Nothing
-here validates IRIs, so the import is turned off, saving those seconds on every run.
+And when jupyterlab's extras are installed, ``jsonschema`` imports ``rfc3987_syntax``,
+which builds a grammar for about two seconds on import, and every run imports
+``nbformat`` (hence ``jsonschema``). Nothing here validates IRIs, so the import is
+turned off, saving those seconds on every run.
 The ``course`` command (whose authoring tools import jupytext) and the course's pytest
 plugin (loaded before nbval, in every pytest of ``make test``) turn it off too.
 """

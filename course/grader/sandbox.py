@@ -33,7 +33,7 @@ from course.grader import jail, quota, runner, zygote
 from course.grader.channel import RecordReader, new_nonce
 from course.grader.jail import SETUP_FAILED
 from course.grader.layout import Course, read_only
-from course.layout import ROOT
+from course.layout import ROOT, Layout
 
 SANDBOX_ENV = "COURSE_GRADER_SANDBOX"  # set inside every run; check() is a no-op there
 UID_BASE, UID_SPAN = 1_900_000_000, 100_000_000
@@ -127,7 +127,7 @@ def _probe_record() -> Path:
         # Field 22 of /proc/1/stat, the start time of PID 1: a restarted container differs.
         facts.append(Path("/proc/1/stat").read_text(encoding="utf-8").rpartition(")")[2].split()[19])
     key = hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:20]
-    return ROOT / "_build" / "grader-cache" / f"isolation-{key}.json"
+    return Layout(ROOT).build / "grader-cache" / f"isolation-{key}.json"
 
 
 def _remembered_probe() -> dict[str, Any]:
@@ -337,11 +337,9 @@ def run(course: Course, scratch: Scratch, pytest_args: list[str], limits: Limits
     os.close(nonce_write)
     budget = max(deadline - time.monotonic(), 0.1)
     config = jail_config(course, scratch, limits, budget, copy_in or [])
-    command = [
-        sys.executable, "-I", "-m", "course.grader.jail", json.dumps(config), "--",
-        *runner.command(sys.executable, scratch.ini, scratch.path, "-q", "--no-header",
-                        f"--course-channel={write_fd}:{nonce_read}", *pytest_args),
-    ]
+    command = jail.command(config, runner.command(
+        sys.executable, scratch.ini, scratch.path, "-q", "--no-header",
+        f"--course-channel={write_fd}:{nonce_read}", *pytest_args))
     start = time.monotonic()
     try:
         proc = zygote.popen(

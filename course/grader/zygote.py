@@ -97,15 +97,7 @@ def _kernel_main(args: list[str]) -> int:
 def _jail_main(args: list[str]) -> int:
     from course.grader import jail
 
-    if len(args) >= 3 and args[1] == "--":
-        config, inner = json.loads(args[0]), args[2:]
-        try:
-            jail.apply(config)
-        except (jail.JailError, OSError, ValueError) as exc:
-            print(f"sandbox setup failed: {exc}", file=sys.stderr)
-            return jail.SETUP_FAILED
-        return become(inner)
-    return jail.main(args)
+    return jail.main(args, run=become)
 
 
 # The modules a child runs in-process instead of starting a new Python for them.
@@ -125,14 +117,9 @@ def become(command: list[str]) -> int:
             and rest[0] in ENTRY_POINTS:
         sys.argv = list(rest)  # as `python -m` would, but for the module's name
         return ENTRY_POINTS[rest[0]](rest[1:])
-    try:
-        os.execv(command[0], command)
-    except OSError as exc:
-        from course.grader.jail import SETUP_FAILED
+    from course.grader import jail
 
-        print(f"sandbox setup failed: cannot run {command[0]}: {exc}", file=sys.stderr)
-        return SETUP_FAILED
-    raise AssertionError("unreachable")
+    return jail.execute(command)
 
 
 # ---------------------------------------------------------------------------------------
@@ -378,6 +365,7 @@ class Zygote:
         self.ids = itertools.count(1)
         self.alive = True
         threading.Thread(target=self._listen, name="zygote", daemon=True).start()
+        atexit.register(self.stop)
 
     @classmethod
     def start(cls, env: dict[str, str], preload: Sequence[str] = ()) -> Zygote:
@@ -389,9 +377,7 @@ class Zygote:
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True, cwd="/",
             )
-        zygote = cls(ours, proc.pid, proc)
-        atexit.register(zygote.stop)
-        return zygote
+        return cls(ours, proc.pid, proc)
 
     def _listen(self) -> None:
         try:
@@ -638,7 +624,6 @@ def fork_here() -> None:
             os._exit(code)
     theirs.close()
     _zygote = Zygote(ours, pid)
-    atexit.register(_zygote.stop)
 
 
 def stop() -> None:

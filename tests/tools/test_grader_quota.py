@@ -10,12 +10,14 @@ that has them); without them only the fallback tests run.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,43 +145,43 @@ print(f"killed by {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else "not kil
 
 def _jailed(group: quota.RunCgroup, code: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` through the jail with only the cgroup step (as the grader would)."""
-    config = json.dumps({"cgroup": group.join_files()})
-    return subprocess.run([sys.executable, "-I", "-m", "course.grader.jail", config, "--",
-                           sys.executable, "-I", "-c", code],
+    return subprocess.run(jail.command({"cgroup": group.join_files()},
+                                       [sys.executable, "-I", "-c", code]),
                           capture_output=True, text=True, timeout=120, check=False)
+
+
+@contextlib.contextmanager
+def _run_cgroup(memory_mb: int, processes: int, cpus: float) -> Iterator[quota.RunCgroup]:
+    """A run's cgroup, made as the grader makes one and removed whatever the test does."""
+    place = quota.find().place
+    assert place is not None
+    group = quota.RunCgroup(place, memory_mb=memory_mb, processes=processes, cpus=cpus)
+    group.create()
+    try:
+        yield group
+    finally:
+        group.remove()
 
 
 @needs_cgroups
 def test_a_run_cannot_hold_more_processes_than_its_quota() -> None:
-    place = quota.find().place
-    assert place is not None
-    group = quota.RunCgroup(place, memory_mb=256, processes=6, cpus=1.0)
-    group.create()
-    try:
+    with _run_cgroup(memory_mb=256, processes=6, cpus=1.0) as group:
         done = _jailed(group, FORKS)
         assert done.returncode == 0, done.stderr
         assert int(done.stdout) == 5  # the jail's own python is the sixth
         hit = quota.counters(group.describe())
         assert "quota of 6 processes" in quota.explain(group.describe(), {}, hit)
-    finally:
-        group.remove()
-    assert _ours(place) == []
+    assert _ours(group.place) == []
     assert all(not os.path.exists(f) for f in group.folders().values())
 
 
 @needs_cgroups
 def test_a_run_cannot_use_more_memory_than_its_quota() -> None:
-    place = quota.find().place
-    assert place is not None
-    group = quota.RunCgroup(place, memory_mb=96, processes=16, cpus=1.0)
-    group.create()
-    try:
+    with _run_cgroup(memory_mb=96, processes=16, cpus=1.0) as group:
         done = _jailed(group, HOARDS)
         assert done.stdout.strip() == "killed by 9", done.stderr
         said = quota.explain(group.describe(), {}, quota.counters(group.describe()))
         assert "96 MB memory quota" in said
-    finally:
-        group.remove()
     assert all(not os.path.exists(f) for f in group.folders().values())
 
 
@@ -217,9 +219,7 @@ def test_a_run_gets_no_more_cpu_time_than_its_quota() -> None:
     assert place is not None
     if "cpu" not in place.folders:
         pytest.skip("this machine's cgroups offer no cpu controller")
-    group = quota.RunCgroup(place, memory_mb=128, processes=8, cpus=0.1)
-    group.create()
-    try:
+    with _run_cgroup(memory_mb=128, processes=8, cpus=0.1) as group:
         # 30 ms of CPU time (counted by the kernel, not the clock) in a quota of 10 ms
         # per 100 ms period: the kernel must have held the run back at least twice.
         done = _jailed(group, "import time\nstart = time.process_time()\n"
@@ -227,8 +227,6 @@ def test_a_run_gets_no_more_cpu_time_than_its_quota() -> None:
         assert done.returncode == 0, done.stderr
         stat = Path(group.folders()["cpu"], "cpu.stat").read_text().split()
         assert int(stat[stat.index("nr_throttled") + 1]) >= 2
-    finally:
-        group.remove()
 
 
 def test_without_cgroups_grading_works_and_says_the_quota_is_off(
